@@ -1,0 +1,69 @@
+// One error model for everything that talks to containerd: gRPC status codes
+// are mapped to containerd's error classes here and nowhere else.
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/** containerd's error classes (its errdefs package), as stable codes. */
+export const ErrorCode = {
+  NotFound: 'NotFound',
+  AlreadyExists: 'AlreadyExists',
+  InvalidArgument: 'InvalidArgument',
+  FailedPrecondition: 'FailedPrecondition',
+  Unavailable: 'Unavailable',
+  DeadlineExceeded: 'DeadlineExceeded',
+  Canceled: 'Canceled',
+  Unknown: 'Unknown',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class ContainerdError extends Error {
+  override readonly name = 'ContainerdError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+const fromGrpc: Partial<Record<GrpcStatus, ErrorCode>> = {
+  [GrpcStatus.NOT_FOUND]: ErrorCode.NotFound,
+  [GrpcStatus.ALREADY_EXISTS]: ErrorCode.AlreadyExists,
+  [GrpcStatus.INVALID_ARGUMENT]: ErrorCode.InvalidArgument,
+  [GrpcStatus.OUT_OF_RANGE]: ErrorCode.InvalidArgument,
+  [GrpcStatus.FAILED_PRECONDITION]: ErrorCode.FailedPrecondition,
+  [GrpcStatus.UNAVAILABLE]: ErrorCode.Unavailable,
+  [GrpcStatus.DEADLINE_EXCEEDED]: ErrorCode.DeadlineExceeded,
+  [GrpcStatus.CANCELLED]: ErrorCode.Canceled,
+};
+
+interface GrpcServiceError extends Error {
+  code: number;
+  details?: string;
+}
+
+function isGrpcError(err: unknown): err is GrpcServiceError {
+  return err instanceof Error && typeof (err as Partial<GrpcServiceError>).code === 'number';
+}
+
+/**
+ * Maps anything thrown by a gRPC call to a ContainerdError. `what` names the
+ * operation and its object ("get container foo") and leads the message.
+ */
+export function fromGrpcError(err: unknown, what: string): ContainerdError {
+  if (err instanceof ContainerdError) return err;
+  if (isGrpcError(err)) {
+    const code = fromGrpc[err.code as GrpcStatus] ?? ErrorCode.Unknown;
+    const detail = err.details || err.message;
+    return new ContainerdError(code, `${what}: ${detail}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new ContainerdError(ErrorCode.Unknown, `${what}: ${message}`, { cause: err });
+}
+
+export function isErrorCode(err: unknown, code: ErrorCode): boolean {
+  return err instanceof ContainerdError && err.code === code;
+}
+
+export const isNotFound = (err: unknown): boolean => isErrorCode(err, ErrorCode.NotFound);
+export const isAlreadyExists = (err: unknown): boolean => isErrorCode(err, ErrorCode.AlreadyExists);
+export const isUnavailable = (err: unknown): boolean => isErrorCode(err, ErrorCode.Unavailable);

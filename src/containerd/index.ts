@@ -1,0 +1,29 @@
+// The containerd layer's public surface; other layers import from here only.
+export { connect, ContainerdClient, type ServingStatus } from './client.js';
+export type { CallOptions, ConnectionOptions } from './connection.js';
+export { normalizeAddress } from './connection.js';
+export type { Container, NewContainer } from './containers.js';
+export type { Process, NewTask, ExitInfo, TaskStatus } from './tasks.js';
+export {
+  EventSubscription,
+  taskEventFilters,
+  type ContainerdEvent,
+  type SubscribeOptions,
+  type TaskExit,
+  type TaskStart,
+  type TaskCreate,
+  type TaskDelete,
+  type TaskOOM,
+} from './events.js';
+export { ContainerdError, ErrorCode, fromGrpcError, isErrorCode, isNotFound, isAlreadyExists, isUnavailable } from './errors.js';
+export {
+  packSpec,
+  unpackSpec,
+  packRuncOptions,
+  unpackRuncOptions,
+  OCI_SPEC_TYPE_URL,
+  RUNC_OPTIONS_TYPE,
+  type Any,
+  type RuncOptions,
+} from './any.js';
+export { ContainerdSupervisor, type SupervisorOptions } from './supervisor.js';
