@@ -27,6 +27,10 @@ export class ContainerdClient {
     return this.#conn.address;
   }
 
+  get closed(): boolean {
+    return this.#conn.closed;
+  }
+
   get namespace(): string {
     return this.#conn.namespace;
   }

@@ -27,3 +27,5 @@ export {
   type RuncOptions,
 } from './any.js';
 export { ContainerdSupervisor, type SupervisorOptions } from './supervisor.js';
+export { EventLoop, type EventLoopOptions } from './event-loop.js';
+export { silentLogger, type Logger } from './log.js';

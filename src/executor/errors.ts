@@ -1,0 +1,31 @@
+// Errors the executor raises itself. They share containerd's closed set of
+// codes, so every layer above matches on one `code`, whoever raised it.
+import { ErrorCode } from '../containerd/index.js';
+
+export { ErrorCode };
+
+export class PluginError extends Error {
+  override readonly name = 'PluginError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export const invalidArgument = (message: string): PluginError => new PluginError(ErrorCode.InvalidArgument, message);
+export const notFound = (id: string): PluginError => new PluginError(ErrorCode.NotFound, `plugin ${id}: not found`);
+
+/** The error's code when it carries one of ours, else Unknown. */
+export function errorCode(err: unknown): ErrorCode {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.Unknown;
+}
+
+/** Prefixes the plugin id to an error's message unless it already names it. */
+export function forPlugin(id: string, err: unknown): PluginError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof PluginError && message.includes(`plugin ${id}`)) return err;
+  return new PluginError(errorCode(err), `plugin ${id}: ${message}`, { cause: err });
+}

@@ -1,0 +1,590 @@
+// moby's plugin executor (plugin/executor/containerd) on our containerd
+// client: create, restore, status, signal, stop, remove and exit handling for
+// the plugins of one namespace. It knows nothing of threads; the service runs
+// one per shard worker, a test runs one in-process.
+//
+// Every operation and exit of one id runs through a per-id queue, in order;
+// different ids run in parallel. The container record outlives the task:
+// after an exit the plugin stays listed as stopped (exit status in its
+// labels) until remove(), unless it was created with autoRemove.
+import { constants as osConstants } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ErrorCode,
+  isAlreadyExists,
+  isNotFound,
+  packRuncOptions,
+  packSpec,
+  type Any,
+  type Container,
+  type ContainerdClient,
+  type ContainerdEvent,
+  type Process,
+  type RuncOptions,
+  silentLogger,
+  type Logger,
+} from '../containerd/index.js';
+import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
+import { FifoPool, setName, type FifoSet } from './fifo.js';
+import { validateId } from './ids.js';
+import { KeyedQueue } from './keyed-queue.js';
+import { merge, readLog, type LogChunk } from './log-reader.js';
+import {
+  MANAGED_FILTER,
+  exitFromLabels,
+  exitToLabels,
+  normalizeSettings,
+  settingsFromLabels,
+  settingsToLabels,
+  type PluginSettings,
+  type PluginSettingsInput,
+} from './settings.js';
+import type { OciSpec } from './spec.js';
+import { PluginIO, STREAMS, type StreamName } from './stdio.js';
+
+export type PluginState = 'created' | 'running' | 'stopped' | 'paused' | 'unknown';
+
+export interface PluginExit {
+  id: string;
+  pid: number;
+  exitStatus: number;
+  exitedAt: Date;
+  /** containerd's event timestamp (ms), when an event reported the exit. */
+  eventTimestampMs?: number;
+}
+
+export interface PluginStatus {
+  id: string;
+  state: PluginState;
+  pid: number;
+  createdAt: Date;
+  exitStatus?: number;
+  exitedAt?: Date;
+  settings: PluginSettings;
+}
+
+export interface ExecutorOptions {
+  client: ContainerdClient;
+  /** FIFOs in `<dataDir>/fifo`, plugin logs in `<dataDir>/logs/<id>`. */
+  dataDir: string;
+  /** Default io.containerd.runc.v2. */
+  runtime?: string;
+  /** Options for the runc shim (runc root, binary, systemd cgroups). Default: none. */
+  runcOptions?: RuncOptions;
+  /** Told once per exit, after it is handled (task deleted, FIFOs gone, logs flushed, exit recorded). */
+  onExit?: (exit: PluginExit) => void;
+  /** Which ids this executor owns (a shard); restoreAll() skips the rest. Default: all. */
+  owns?: (id: string) => boolean;
+  onBytes?: (stream: StreamName, bytes: number) => void;
+  onDropped?: (stream: StreamName, bytes: number) => void;
+  logger?: Logger;
+}
+
+export interface LogsOptions {
+  stream?: StreamName;
+  /** Only the last this many bytes of each stream. */
+  tail?: number;
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+interface Plugin {
+  id: string;
+  state: PluginState;
+  pid: number;
+  createdAt: Date;
+  settings: PluginSettings;
+  io: PluginIO | undefined;
+  exit: PluginExit | undefined;
+  /** Resolves when the current task's exit has been handled. */
+  exited: Promise<PluginExit>;
+  resolveExited: (e: PluginExit) => void;
+}
+
+const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
+const MAX_SPEC_BYTES = 1 << 20;
+export const MAX_STOP_TIMEOUT_MS = 3600_000;
+const SIGKILL = osConstants.signals.SIGKILL;
+const SIGTERM = osConstants.signals.SIGTERM;
+// When a task's exit status cannot be known (its task vanished), as containerd reports it.
+const UNKNOWN_EXIT_STATUS = 255;
+
+function newPlugin(id: string, fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'>): Plugin {
+  let resolveExited!: (e: PluginExit) => void;
+  const exited = new Promise<PluginExit>((r) => (resolveExited = r));
+  return { id, ...fields, exit: undefined, exited, resolveExited };
+}
+
+/** Accepts a signal number or name (`TERM`, `SIGTERM`, `sigterm`). */
+export function parseSignal(signal: number | string): number {
+  if (typeof signal === 'number') {
+    if (Number.isInteger(signal) && signal >= 1 && signal <= 64) return signal;
+    throw invalidArgument(`signal ${signal}: want 1 to 64 or a name such as TERM`);
+  }
+  if (/^\d+$/.test(signal)) return parseSignal(Number(signal));
+  const name = signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`;
+  const n = (osConstants.signals as Record<string, number>)[name];
+  if (n === undefined) throw invalidArgument(`unknown signal ${JSON.stringify(signal)}`);
+  return n;
+}
+
+/** Checks what containerd would reject late, or not at all, before anything is created. */
+export async function validateSpec(spec: unknown): Promise<OciSpec> {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw invalidArgument('spec is not a JSON object');
+  const s = spec as Partial<OciSpec>;
+  const size = Buffer.byteLength(JSON.stringify(spec));
+  if (size > MAX_SPEC_BYTES) throw invalidArgument(`spec is ${size} bytes; at most ${MAX_SPEC_BYTES}`);
+  const args = s.process?.args;
+  if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string')) {
+    throw invalidArgument('spec.process.args must be a non-empty list of strings');
+  }
+  if (args[0] === '') throw invalidArgument('spec.process.args[0] (the command) is empty');
+  const env = s.process?.env;
+  if (env !== undefined && (!Array.isArray(env) || !env.every((e) => typeof e === 'string' && e.includes('=') && !e.startsWith('=')))) {
+    throw invalidArgument('spec.process.env must be a list of K=V strings');
+  }
+  if (s.process?.terminal) throw invalidArgument('spec.process.terminal is not supported: plugins have no terminal');
+  const root = s.root?.path;
+  if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('spec.root.path must be an absolute path to the plugin rootfs');
+  let st;
+  try {
+    st = await stat(root);
+  } catch {
+    throw invalidArgument(`rootfs ${root} does not exist`);
+  }
+  if (!st.isDirectory()) throw invalidArgument(`rootfs ${root} is not a directory`);
+  return spec as OciSpec;
+}
+
+export class Executor {
+  readonly #client: ContainerdClient;
+  readonly #runtime: { name: string; options?: Any };
+  readonly #fifos: FifoPool;
+  readonly #logRoot: string;
+  readonly #queue = new KeyedQueue();
+  readonly #plugins = new Map<string, Plugin>();
+  readonly #onExit: (exit: PluginExit) => void;
+  readonly #owns: (id: string) => boolean;
+  readonly #onBytes: ExecutorOptions['onBytes'];
+  readonly #onDropped: ExecutorOptions['onDropped'];
+  readonly #log: Logger;
+
+  constructor(options: ExecutorOptions) {
+    this.#client = options.client;
+    this.#runtime = { name: options.runtime ?? DEFAULT_RUNTIME };
+    if (options.runcOptions) this.#runtime.options = packRuncOptions(options.runcOptions);
+    this.#fifos = new FifoPool({ root: join(options.dataDir, 'fifo') });
+    this.#logRoot = join(options.dataDir, 'logs');
+    this.#onExit = options.onExit ?? (() => {});
+    this.#owns = options.owns ?? (() => true);
+    this.#onBytes = options.onBytes;
+    this.#onDropped = options.onDropped;
+    this.#log = options.logger ?? silentLogger;
+  }
+
+  #logDir(id: string): string {
+    return join(this.#logRoot, id);
+  }
+
+  /**
+   * Creates and starts a plugin; resolves with its pid once the task runs.
+   * Three RPCs when the id is free (container create, task create, task
+   * start); moby's path makes six. A stale record of the id (its task not
+   * running) is replaced; a running one is ALREADY_EXISTS. Any failure after
+   * the container exists removes task, container, FIFOs and logs.
+   */
+  async create(id: string, spec: OciSpec, input: PluginSettingsInput = {}): Promise<{ pid: number }> {
+    validateId(id);
+    const settings = normalizeSettings(input);
+    await validateSpec(spec);
+    return this.#queue.run(id, async () => {
+      const known = this.#plugins.get(id);
+      if (known && known.state !== 'stopped') {
+        throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`);
+      }
+      const container = { id, labels: settingsToLabels(settings), runtime: this.#runtime, spec: packSpec(spec) };
+      // A stopped record we know of is replaced without a failing create first.
+      if (known) await this.#replaceStale(id);
+      let created: Container;
+      try {
+        created = await this.#client.containers.create(container);
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw forPlugin(id, err);
+        await this.#replaceStale(id);
+        try {
+          created = await this.#client.containers.create(container);
+        } catch (retryErr) {
+          throw forPlugin(id, retryErr);
+        }
+      }
+      let fifos: FifoSet | undefined;
+      let io: PluginIO | undefined;
+      try {
+        fifos = await this.#fifos.take(setName(id));
+        io = await PluginIO.open(fifos, this.#logDir(id), {
+          rotation: settings.log,
+          mode: settings.log.mode,
+          bufferSize: settings.log.bufferSize,
+          ...(this.#onBytes ? { onBytes: this.#onBytes } : {}),
+          ...(this.#onDropped ? { onDropped: this.#onDropped } : {}),
+        });
+        const pid = await this.#client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr });
+        const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
+        this.#plugins.set(id, plugin);
+        await this.#client.tasks.start(id);
+        plugin.state = 'running';
+        return { pid };
+      } catch (err) {
+        this.#plugins.delete(id);
+        await this.#removeEverything(id, io, fifos);
+        throw forPlugin(id, err);
+      }
+    });
+  }
+
+  /** The id is taken in containerd: replace it unless its task runs. */
+  async #replaceStale(id: string): Promise<void> {
+    let task: Process | undefined;
+    try {
+      task = await this.#client.tasks.get(id);
+    } catch (err) {
+      if (!isNotFound(err)) throw forPlugin(id, err);
+    }
+    if (task && (task.status === 'running' || task.status === 'paused' || task.status === 'pausing')) {
+      throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${task.pid})`);
+    }
+    const old = this.#plugins.get(id);
+    this.#plugins.delete(id);
+    this.#log.info({ plugin: id, task: task?.status ?? 'none' }, 'replacing stale plugin record');
+    const oldFifos = task ? this.#fifos.setOf(task.stdout) : undefined;
+    await this.#removeEverything(id, old?.io, oldFifos);
+  }
+
+  /** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
+  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined): Promise<void> {
+    const steps: Array<Promise<unknown>> = [];
+    await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
+    io?.destroy();
+    steps.push(this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
+    if (fifos) steps.push(this.#fifos.remove(fifos));
+    steps.push(rm(this.#logDir(id), { recursive: true, force: true }));
+    const results = await Promise.allSettled(steps);
+    for (const r of results) if (r.status === 'rejected') this.#log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
+  }
+
+  /** Deletes the task whatever its state: a created or running task is killed first. */
+  async #forceDeleteTask(id: string): Promise<void> {
+    try {
+      await this.#client.tasks.delete(id);
+      return;
+    } catch (err) {
+      if (isNotFound(err)) return;
+    }
+    // A Created task can't be deleted until killed (nor can a running one).
+    await this.#client.tasks.kill(id, SIGKILL, { all: true }).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    await this.#client.tasks.wait(id, { timeoutMs: 10_000 }).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    await this.#client.tasks.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+  }
+
+  /** Feeds a containerd event in; exits of init processes are handled, the rest ignored. */
+  handleEvent(ev: ContainerdEvent): void {
+    if (ev.topic !== '/tasks/exit' || ev.event.id !== ev.event.containerId) return;
+    const { containerId: id, pid, exitStatus, exitedAt } = ev.event;
+    void this.#exit(id, { pid, exitStatus, exitedAt: exitedAt ?? new Date(ev.timestampMs) }, ev.timestampMs).catch((err: Error) =>
+      this.#log.error({ plugin: id, err }, 'exit handling failed; the next reconcile retries it'),
+    );
+  }
+
+  /**
+   * Handles one exit, once: delete the task (reaping it), let the copy loops
+   * drain and close, remove the FIFOs, record the exit on the container,
+   * then tell onExit. A repeated or stale exit (other pid) is ignored.
+   */
+  #exit(id: string, e: { pid: number; exitStatus: number; exitedAt: Date }, eventTimestampMs?: number): Promise<void> {
+    return this.#queue.run(id, async () => {
+      const p = this.#plugins.get(id);
+      if (!p || p.state === 'stopped' || (e.pid !== 0 && p.pid !== 0 && p.pid !== e.pid)) return;
+      try {
+        await this.#client.tasks.delete(id);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      // After the delete the shim has closed its write ends: EOF follows.
+      if (p.io) {
+        await p.io.close();
+        await this.#fifos.remove(p.io.fifos).catch(() => {});
+      }
+      const exit: PluginExit = { id, pid: p.pid || e.pid, exitStatus: e.exitStatus, exitedAt: e.exitedAt };
+      if (eventTimestampMs !== undefined) exit.eventTimestampMs = eventTimestampMs;
+      if (p.settings.autoRemove) {
+        await this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+        await rm(this.#logDir(id), { recursive: true, force: true });
+        this.#plugins.delete(id);
+      } else {
+        await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
+      }
+      p.state = 'stopped';
+      p.io = undefined;
+      p.exit = exit;
+      p.resolveExited(exit);
+      try {
+        this.#onExit(exit);
+      } catch (err) {
+        this.#log.error({ plugin: id, err }, 'exit callback threw');
+      }
+    });
+  }
+
+  #get(id: string): Plugin {
+    validateId(id);
+    const p = this.#plugins.get(id);
+    if (!p) throw notFound(id);
+    return p;
+  }
+
+  status(id: string): PluginStatus {
+    return toStatus(this.#get(id));
+  }
+
+  list(): PluginStatus[] {
+    return [...this.#plugins.values()].map(toStatus);
+  }
+
+  /** Sends a signal; false when the process had already exited. */
+  async signal(id: string, signal: number | string, options: { all?: boolean } = {}): Promise<boolean> {
+    const n = parseSignal(signal);
+    const p = this.#get(id);
+    if (p.state === 'stopped') return false;
+    try {
+      await this.#client.tasks.kill(id, n, { all: options.all ?? false });
+      return true;
+    } catch (err) {
+      // containerd's NOT_FOUND on kill: the process is gone already.
+      if (isNotFound(err)) return false;
+      throw forPlugin(id, err);
+    }
+  }
+
+  /**
+   * SIGTERM, then SIGKILL after timeoutMs (a PID 1 gets no default signal
+   * handlers: a bare `sleep` ignores SIGTERM). Resolves once the exit has
+   * been handled. It waits on the task itself too, so it does not depend
+   * on the event stream.
+   */
+  async stop(id: string, timeoutMs = 10_000): Promise<PluginExit> {
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_STOP_TIMEOUT_MS) {
+      throw invalidArgument(`stop timeout ${String(timeoutMs)} ms: want 0 to ${MAX_STOP_TIMEOUT_MS}`);
+    }
+    const p = this.#get(id);
+    if (p.state === 'stopped' && p.exit) return p.exit;
+    const abort = new AbortController();
+    const waited = this.#client.tasks.wait(id, { signal: abort.signal }).then(
+      (w) => this.#exit(id, { pid: p.pid, exitStatus: w.exitStatus, exitedAt: w.exitedAt ?? new Date() }),
+      (err) => {
+        if (isNotFound(err)) return this.#exit(id, { pid: p.pid, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
+        return undefined;
+      },
+    );
+    void waited.catch(() => {});
+    try {
+      const first = timeoutMs === 0 ? SIGKILL : SIGTERM;
+      await this.#killUnlessGone(id, first);
+      const timer = sleep(timeoutMs, 'timeout' as const, { ref: false });
+      if ((await Promise.race([p.exited, timer])) === 'timeout') await this.#killUnlessGone(id, SIGKILL);
+      return await p.exited;
+    } catch (err) {
+      throw forPlugin(id, err);
+    } finally {
+      abort.abort();
+    }
+  }
+
+  /**
+   * Signals the task (SIGKILL: every process in it). A kill racing the exit
+   * can fail in ways other than NOT_FOUND (the shim closing its connection
+   * as the task is deleted), so a failed kill counts only if the task still
+   * runs.
+   */
+  async #killUnlessGone(id: string, signal: number): Promise<void> {
+    try {
+      await this.#client.tasks.kill(id, signal, { all: signal === SIGKILL });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      const task = await this.#client.tasks.get(id).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
+      if (task && task.status !== 'stopped') throw err;
+    }
+  }
+
+  /** Removes a stopped plugin (container, FIFOs, logs); a running one only with force (killed first). */
+  async remove(id: string, options: { force?: boolean } = {}): Promise<void> {
+    const p = this.#get(id);
+    if (p.state !== 'stopped') {
+      if (!options.force) {
+        throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`);
+      }
+      await this.stop(id, 0);
+    }
+    await this.#queue.run(id, async () => {
+      if (this.#plugins.get(id) !== p) return;
+      this.#plugins.delete(id);
+      await this.#removeEverything(id, p.io, p.io?.fifos);
+    });
+  }
+
+  /** The plugin's output from its log files; with follow, until its output ends. Works after exit. */
+  logs(id: string, options: LogsOptions = {}): AsyncIterable<LogChunk> {
+    const p = this.#get(id);
+    if (options.tail !== undefined && (!Number.isInteger(options.tail) || options.tail < 0)) {
+      throw invalidArgument(`tail ${String(options.tail)}: want a whole number of bytes`);
+    }
+    const streams = options.stream ? [options.stream] : STREAMS;
+    const dir = this.#logDir(id);
+    const one = (stream: StreamName): AsyncIterable<LogChunk> =>
+      (async function* () {
+        for await (const data of readLog(dir, stream, { ...options, live: p.io?.files[stream] })) yield { stream, data };
+      })();
+    if (streams.length === 1 || !options.follow) {
+      return (async function* () {
+        for (const s of streams) yield* one(s);
+      })();
+    }
+    return merge(streams.map(one));
+  }
+
+  /** Re-attaches to one plugin from containerd's records (see restoreAll). */
+  async restore(id: string): Promise<PluginStatus | undefined> {
+    validateId(id);
+    let container: Container;
+    try {
+      container = await this.#client.containers.get(id);
+    } catch (err) {
+      if (isNotFound(err)) throw notFound(id);
+      throw forPlugin(id, err);
+    }
+    const task = await this.#client.tasks.get(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(forPlugin(id, err))));
+    await this.#restoreOne(container, task);
+    const p = this.#plugins.get(id);
+    return p ? toStatus(p) : undefined;
+  }
+
+  /**
+   * Rebuilds state from containerd for every managed plugin this executor
+   * owns: running tasks get their FIFOs re-opened (what they wrote while
+   * nobody read is still in the pipe), stopped or vanished ones are cleaned
+   * up and reported through onExit, half-created ones are removed. Also the
+   * reconcile after an event gap: exits missed meanwhile are found here.
+   */
+  async restoreAll(): Promise<{ running: number; stopped: number; exited: number }> {
+    const [containers, tasks] = await Promise.all([this.#client.containers.list([MANAGED_FILTER]), this.#client.tasks.list()]);
+    const byId = new Map(tasks.map((t) => [t.containerId, t]));
+    const mine = containers.filter((c) => this.#owns(c.id));
+    const before = new Set([...this.#plugins.values()].filter((p) => p.state === 'stopped').map((p) => p.id));
+    let exited = 0;
+    const counting = { onExit: () => (exited += 1) };
+    await Promise.all(mine.map((c) => this.#restoreOne(c, byId.get(c.id), counting)));
+    await this.#removeStrayFifos(tasks);
+    let running = 0;
+    let stopped = 0;
+    for (const p of this.#plugins.values()) {
+      if (p.state === 'stopped') {
+        if (!before.has(p.id)) stopped += 1;
+      } else running += 1;
+    }
+    return { running, stopped: stopped + before.size, exited };
+  }
+
+  async #restoreOne(container: Container, task: Process | undefined, counting?: { onExit: () => void }): Promise<void> {
+    const id = container.id;
+    await this.#queue.run(id, async () => {
+      const known = this.#plugins.get(id);
+      const settings = settingsFromLabels(container.labels);
+      const createdAt = container.createdAt ?? new Date();
+      if (!task) {
+        if (known && known.state === 'stopped') return;
+        const recorded = exitFromLabels(container.labels);
+        if (recorded && !known) {
+          const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt, settings, io: undefined });
+          p.exit = { id, ...recorded };
+          p.resolveExited(p.exit);
+          this.#plugins.set(id, p);
+          return;
+        }
+        // The task vanished without a recorded exit (containerd lost it, or
+        // plugind died between creating container and task).
+        if (!known) this.#plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
+        queueMicrotask(() => counting?.onExit());
+        return this.#exitLater(id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
+      }
+      if (task.status === 'created') {
+        // plugind died between task create and start: finish the failed create.
+        this.#log.warn({ plugin: id }, 'removing a plugin whose start never completed');
+        this.#plugins.delete(id);
+        await this.#removeEverything(id, known?.io, this.#fifos.setOf(task.stdout));
+        return;
+      }
+      let p = known;
+      if (!p || p.state === 'stopped' || p.pid !== task.pid) {
+        known?.io?.destroy();
+        p = newPlugin(id, { state: 'running', pid: task.pid, createdAt, settings, io: undefined });
+        this.#plugins.set(id, p);
+      }
+      if (!p.io) {
+        const fifos = this.#fifos.setOf(task.stdout);
+        if (fifos) {
+          p.io = await PluginIO.open(fifos, this.#logDir(id), {
+            rotation: settings.log,
+            mode: settings.log.mode,
+            bufferSize: settings.log.bufferSize,
+            ...(this.#onBytes ? { onBytes: this.#onBytes } : {}),
+            ...(this.#onDropped ? { onDropped: this.#onDropped } : {}),
+          }).catch((err: Error) => {
+            this.#log.warn({ plugin: id, err }, 'restore: FIFOs could not be re-opened; output is not copied');
+            return undefined;
+          });
+        }
+      }
+      // A stopped task is still 'running' to us until its exit is handled.
+      p.state = task.status === 'paused' || task.status === 'pausing' ? 'paused' : 'running';
+      if (task.status === 'stopped') {
+        queueMicrotask(() => counting?.onExit());
+        return this.#exitLater(id, { pid: task.pid, exitStatus: task.exitStatus, exitedAt: task.exitedAt ?? new Date() });
+      }
+    });
+  }
+
+  // Called from inside the id's queue: the exit is queued behind the current work.
+  #exitLater(id: string, e: { pid: number; exitStatus: number; exitedAt: Date }): void {
+    void this.#exit(id, e).catch((err: Error) => this.#log.error({ plugin: id, err }, 'exit handling failed'));
+  }
+
+  /** FIFO sets that no task uses: left by a plugind that died mid-create. */
+  async #removeStrayFifos(tasks: Process[]): Promise<void> {
+    const inUse = new Set(tasks.map((t) => this.#fifos.setOf(t.stdout)?.dir).filter(Boolean));
+    for (const p of this.#plugins.values()) if (p.io) inUse.add(p.io.fifos.dir);
+    for (const name of await this.#fifos.list()) {
+      const id = name.slice(0, name.lastIndexOf('.'));
+      // A create of this id may hold a set it has not handed to containerd yet.
+      if (!this.#owns(id) || this.#queue.has(id)) continue;
+      const set = this.#fifos.setOf(join(this.#fifos.root, name, 'stdout'));
+      if (set && !inUse.has(set.dir)) await this.#fifos.remove(set).catch(() => {});
+    }
+  }
+
+  /** Waits for queued work, then closes every copy loop (plugins keep running). */
+  async close(): Promise<void> {
+    for (const p of this.#plugins.values()) await p.io?.close(500);
+  }
+}
+
+function toStatus(p: Plugin): PluginStatus {
+  const s: PluginStatus = { id: p.id, state: p.state, pid: p.pid, createdAt: p.createdAt, settings: p.settings };
+  if (p.exit) {
+    s.exitStatus = p.exit.exitStatus;
+    s.exitedAt = p.exit.exitedAt;
+  }
+  return s;
+}

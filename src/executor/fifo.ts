@@ -1,0 +1,142 @@
+// FIFO sets for plugin stdio. Node cannot mkfifo, and a `mkfifo` child per
+// plugin would put a process spawn on every create, so FIFO sets are made
+// ahead of time in batches (one spawn per batch) in a pool directory and
+// moved into place with a rename. Read ends are opened O_NONBLOCK so that
+// they are read through epoll, never a threadpool thread.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants as fsc, open as openCb } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export interface FifoSet {
+  /** Directory that holds both FIFOs; removing it removes the set. */
+  dir: string;
+  stdout: string;
+  stderr: string;
+}
+
+export interface FifoPoolOptions {
+  /** Root of the FIFO sets; the pool lives in `<root>/.pool`. */
+  root: string;
+  /** Sets made per `mkfifo` spawn. Default 32. */
+  batch?: number;
+}
+
+export class FifoPool {
+  readonly root: string;
+  readonly #pool: string;
+  readonly #batch: number;
+  #ready: string[] = [];
+  #refill: Promise<void> | undefined;
+  #initialized: Promise<void> | undefined;
+
+  constructor(options: FifoPoolOptions) {
+    this.root = options.root;
+    this.#pool = join(options.root, '.pool');
+    this.#batch = options.batch ?? 32;
+    if (!(this.#batch >= 1)) throw new RangeError(`FifoPool batch ${this.#batch}: want at least 1`);
+  }
+
+  async #init(): Promise<void> {
+    await mkdir(this.#pool, { recursive: true, mode: 0o700 });
+    // Sets left from an earlier run are as good as new ones.
+    for (const name of await readdir(this.#pool)) {
+      const dir = join(this.#pool, name);
+      const ok = await Promise.all([isFifo(join(dir, 'stdout')), isFifo(join(dir, 'stderr'))]);
+      if (ok[0] && ok[1]) this.#ready.push(dir);
+      else await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async #make(n: number): Promise<void> {
+    const dirs = Array.from({ length: n }, () => join(this.#pool, randomBytes(6).toString('hex')));
+    await Promise.all(dirs.map((d) => mkdir(d, { mode: 0o700 })));
+    const paths = dirs.flatMap((d) => [join(d, 'stdout'), join(d, 'stderr')]);
+    try {
+      await execFileP('mkfifo', ['-m', '600', ...paths]);
+    } catch (err) {
+      await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+      throw new Error(`mkfifo failed: ${(err as Error).message}`, { cause: err });
+    }
+    this.#ready.push(...dirs);
+  }
+
+  #startRefill(): Promise<void> {
+    this.#refill ??= this.#make(this.#batch).finally(() => {
+      this.#refill = undefined;
+    });
+    return this.#refill;
+  }
+
+  /** A fresh FIFO set at `<root>/<name>`; the name must not be in use. */
+  async take(name: string): Promise<FifoSet> {
+    this.#initialized ??= this.#init();
+    await this.#initialized;
+    let src = this.#ready.pop();
+    while (!src) {
+      await this.#startRefill();
+      src = this.#ready.pop();
+    }
+    // Keep a batch in hand so the next creates do not wait for a spawn.
+    if (this.#ready.length < this.#batch / 4) this.#startRefill().catch(() => {});
+    const dir = join(this.root, name);
+    try {
+      await rename(src, dir);
+    } catch (err) {
+      await rm(src, { recursive: true, force: true });
+      throw err;
+    }
+    return { dir, stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr') };
+  }
+
+  /** Whether a path reported by containerd names a set of ours. */
+  owns(path: string): boolean {
+    const rel = relative(this.root, path);
+    return rel !== '' && !rel.startsWith('..') && !rel.startsWith('.pool') && rel.split(sep).length === 2;
+  }
+
+  /** The set a FIFO path (as a task reports it) belongs to. */
+  setOf(path: string): FifoSet | undefined {
+    if (!this.owns(path)) return undefined;
+    const dir = dirname(path);
+    return { dir, stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr') };
+  }
+
+  /** Names of the sets in use (not in the pool). */
+  async list(): Promise<string[]> {
+    try {
+      return (await readdir(this.root)).filter((n) => n !== '.pool');
+    } catch {
+      return [];
+    }
+  }
+
+  async remove(set: FifoSet): Promise<void> {
+    if (!this.owns(set.stdout)) throw new Error(`refusing to remove ${set.dir}: not a FIFO set of ${this.root}`);
+    await rm(set.dir, { recursive: true, force: true });
+  }
+}
+
+async function isFifo(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+/** Opens a FIFO's read end without blocking: returns at once, writer or not (libuv adds O_CLOEXEC). */
+export function openReadEnd(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    openCb(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (err, fd) => (err ? reject(err) : resolve(fd)));
+  });
+}
+
+export function setName(id: string): string {
+  return `${id}.${randomBytes(4).toString('hex')}`;
+}
+

@@ -1,0 +1,113 @@
+// Per-plugin settings that must survive a plugind restart live in container
+// labels under io.plugind.*: containerd is our only store.
+import { invalidArgument } from './errors.js';
+import { DEFAULT_ROTATION } from './log-file.js';
+import type { LogMode } from './stdio.js';
+
+export const LABEL = {
+  managed: 'io.plugind.managed',
+  autoRemove: 'io.plugind.auto-remove',
+  restart: 'io.plugind.restart',
+  logMode: 'io.plugind.log.mode',
+  logMaxSize: 'io.plugind.log.max-size',
+  logMaxFiles: 'io.plugind.log.max-files',
+  logBufferSize: 'io.plugind.log.buffer-size',
+  exitStatus: 'io.plugind.exit-status',
+  exitedAt: 'io.plugind.exited-at',
+  exitPid: 'io.plugind.exit-pid',
+} as const;
+
+/** Selects the containers plugind manages (containerd filter syntax). */
+export const MANAGED_FILTER = `labels."${LABEL.managed}"==1`;
+
+export interface LogSettings {
+  mode: LogMode;
+  maxSize: number;
+  maxFiles: number;
+  /** Non-blocking mode only: bytes per stream waiting for the disk. */
+  bufferSize: number;
+}
+
+export interface PluginSettings {
+  /** Delete container and logs once the exit is handled (`run --rm`). */
+  autoRemove: boolean;
+  /** Restart policy, kept for the service: `no`, `on-failure`, `on-failure:N`. */
+  restart: string;
+  log: LogSettings;
+}
+
+export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
+
+export const DEFAULT_LOG: LogSettings = { mode: 'blocking', ...DEFAULT_ROTATION, bufferSize: 1 << 20 };
+const MAX_LOG_SIZE = 2 ** 40;
+const RESTART_RE = /^(no|on-failure(:[1-9][0-9]{0,5})?)$/;
+
+function positiveInt(name: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw invalidArgument(`${name} ${String(v)}: want a whole number from 1 to ${max}`);
+  return v;
+}
+
+export function normalizeSettings(input: PluginSettingsInput = {}): PluginSettings {
+  const log = { ...DEFAULT_LOG, ...input.log };
+  if (log.mode !== 'blocking' && log.mode !== 'non-blocking') throw invalidArgument(`log mode ${JSON.stringify(log.mode)}: want blocking or non-blocking`);
+  positiveInt('log max size', log.maxSize, MAX_LOG_SIZE);
+  positiveInt('log max files', log.maxFiles, 100);
+  positiveInt('log buffer size', log.bufferSize, 1 << 30);
+  const restart = input.restart ?? 'no';
+  if (!RESTART_RE.test(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
+  return { autoRemove: input.autoRemove ?? false, restart, log };
+}
+
+export function settingsToLabels(s: PluginSettings): Record<string, string> {
+  const labels: Record<string, string> = {
+    [LABEL.managed]: '1',
+    [LABEL.logMode]: s.log.mode,
+    [LABEL.logMaxSize]: String(s.log.maxSize),
+    [LABEL.logMaxFiles]: String(s.log.maxFiles),
+    [LABEL.logBufferSize]: String(s.log.bufferSize),
+  };
+  if (s.autoRemove) labels[LABEL.autoRemove] = '1';
+  if (s.restart !== 'no') labels[LABEL.restart] = s.restart;
+  return labels;
+}
+
+/** Reads settings back; a label that does not parse falls back to the default. */
+export function settingsFromLabels(labels: Record<string, string>): PluginSettings {
+  const num = (key: string, def: number): number => {
+    const n = Number(labels[key]);
+    return Number.isInteger(n) && n > 0 ? n : def;
+  };
+  const mode = labels[LABEL.logMode] === 'non-blocking' ? 'non-blocking' : 'blocking';
+  const restart = labels[LABEL.restart] ?? 'no';
+  return {
+    autoRemove: labels[LABEL.autoRemove] === '1',
+    restart: RESTART_RE.test(restart) ? restart : 'no',
+    log: {
+      mode,
+      maxSize: num(LABEL.logMaxSize, DEFAULT_LOG.maxSize),
+      maxFiles: num(LABEL.logMaxFiles, DEFAULT_LOG.maxFiles),
+      bufferSize: num(LABEL.logBufferSize, DEFAULT_LOG.bufferSize),
+    },
+  };
+}
+
+export interface RecordedExit {
+  pid: number;
+  exitStatus: number;
+  exitedAt: Date;
+}
+
+export function exitToLabels(e: RecordedExit): Record<string, string> {
+  return { [LABEL.exitStatus]: String(e.exitStatus), [LABEL.exitedAt]: e.exitedAt.toISOString(), [LABEL.exitPid]: String(e.pid) };
+}
+
+export function exitFromLabels(labels: Record<string, string>): RecordedExit | undefined {
+  const status = labels[LABEL.exitStatus];
+  if (status === undefined) return undefined;
+  const at = new Date(labels[LABEL.exitedAt] ?? '');
+  return {
+    pid: Number(labels[LABEL.exitPid] ?? 0) || 0,
+    exitStatus: Number(status) || 0,
+    exitedAt: Number.isNaN(at.getTime()) ? new Date(0) : at,
+  };
+}

@@ -1,0 +1,128 @@
+// A plugin's stdio: its stdout/stderr FIFOs read through epoll (net.Socket on
+// an O_NONBLOCK fd) and copied into its log files. No stdin, ever.
+//
+// Ordering: open() opens the read ends and the log files before the task
+// exists, so nothing the plugin writes can block on a missing reader. After
+// the task exits, the shim closes its write ends and each copy loop ends at
+// EOF; `done` resolves once both files are flushed and closed. close() waits
+// for that (bounded); destroy() drops everything at once. Both idempotent.
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { openReadEnd, type FifoSet } from './fifo.js';
+import { RotatingLogFile, type RotationOptions } from './log-file.js';
+
+export type StreamName = 'stdout' | 'stderr';
+export const STREAMS: readonly StreamName[] = ['stdout', 'stderr'];
+
+/**
+ * blocking: lossless; when the disk is slower than the plugin, reading stops
+ * and the plugin blocks in write() (Docker's blocking log mode).
+ * non-blocking: up to bufferSize bytes wait for the disk; the rest is dropped
+ * and counted.
+ */
+export type LogMode = 'blocking' | 'non-blocking';
+
+export interface StdioOptions {
+  rotation?: RotationOptions;
+  mode?: LogMode;
+  /** Non-blocking mode's buffer per stream. Default 1 MiB. */
+  bufferSize?: number;
+  onBytes?: (stream: StreamName, bytes: number) => void;
+  onDropped?: (stream: StreamName, bytes: number) => void;
+}
+
+interface Pipe {
+  socket: net.Socket;
+  file: RotatingLogFile;
+}
+
+export class PluginIO {
+  readonly fifos: FifoSet;
+  readonly files: Readonly<Record<StreamName, RotatingLogFile>>;
+  /** Resolves when both streams reached EOF and their files are closed. */
+  readonly done: Promise<void>;
+  readonly #pipes: Pipe[];
+  #dropped = 0;
+  #destroyed = false;
+
+  private constructor(fifos: FifoSet, pipes: Record<StreamName, Pipe>, options: StdioOptions) {
+    this.fifos = fifos;
+    this.#pipes = [pipes.stdout, pipes.stderr];
+    this.files = { stdout: pipes.stdout.file, stderr: pipes.stderr.file };
+    const mode = options.mode ?? 'blocking';
+    const bufferSize = options.bufferSize ?? 1 << 20;
+    for (const stream of STREAMS) this.#copy(stream, pipes[stream], mode, bufferSize, options);
+    this.done = Promise.all(this.#pipes.map((p) => (p.file.closed ? undefined : once(p.file, 'close').catch(() => undefined)))).then(
+      () => undefined,
+    );
+  }
+
+  /** Opens the FIFOs' read ends and the log files under logDir. */
+  static async open(fifos: FifoSet, logDir: string, options: StdioOptions = {}): Promise<PluginIO> {
+    await mkdir(logDir, { recursive: true, mode: 0o750 });
+    const opened: Array<net.Socket | RotatingLogFile> = [];
+    try {
+      const pipes = {} as Record<StreamName, Pipe>;
+      for (const stream of STREAMS) {
+        const fd = await openReadEnd(fifos[stream]);
+        const socket = new net.Socket({ fd, readable: true, writable: false });
+        opened.push(socket);
+        const file = new RotatingLogFile(logDir, stream, options.rotation);
+        opened.push(file);
+        await Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
+        pipes[stream] = { socket, file };
+      }
+      return new PluginIO(fifos, pipes, options);
+    } catch (err) {
+      for (const o of opened) o.destroy();
+      throw err;
+    }
+  }
+
+  #copy(stream: StreamName, { socket, file }: Pipe, mode: LogMode, bufferSize: number, options: StdioOptions): void {
+    const { onBytes, onDropped } = options;
+    socket.on('data', (chunk: Buffer) => {
+      onBytes?.(stream, chunk.length);
+      if (mode === 'non-blocking') {
+        if (file.writableLength + chunk.length > bufferSize) {
+          this.#dropped += chunk.length;
+          onDropped?.(stream, chunk.length);
+          return;
+        }
+        file.write(chunk);
+      } else if (!file.write(chunk)) {
+        socket.pause();
+        file.once('drain', () => socket.resume());
+      }
+    });
+    socket.once('end', () => file.end());
+    // A read error ends the stream like EOF; the file keeps what arrived.
+    socket.once('error', () => file.end());
+    file.once('error', () => socket.destroy());
+  }
+
+  /** Bytes dropped in non-blocking mode. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Waits up to timeoutMs for EOF and flush, then destroys what is left. */
+  async close(timeoutMs = 2000): Promise<void> {
+    if (this.#destroyed) return;
+    await Promise.race([this.done, sleep(timeoutMs, undefined, { ref: false })]);
+    this.destroy();
+  }
+
+  /** Closes FIFO read ends and log files at once; queued output is lost. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const { socket, file } of this.#pipes) {
+      socket.destroy();
+      // A file still writing finishes its in-flight write and closes.
+      if (!file.writableFinished) file.end();
+    }
+  }
+}

@@ -1,0 +1,285 @@
+// The executor against a real containerd: moby's plugin lifecycle, stale ids,
+// cleanup on failure, restore, exits exactly once, stop/remove, plugin logs.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { packRuncOptions, packSpec, type ContainerdEvent } from '../../src/containerd/index.js';
+import { ErrorCode, LABEL, PluginError, defaultSpec, type LogChunk } from '../../src/executor/index.js';
+import { startContainerd, type Harness } from '../helpers/containerd.js';
+import { startExecutor, type ExecutorRig } from '../helpers/executor.js';
+
+let h: Harness;
+before(async () => {
+  h = await startContainerd();
+});
+after(async () => {
+  await h?.stop();
+});
+
+async function rejectsCode(p: Promise<unknown> | (() => unknown), code: ErrorCode, re?: RegExp): Promise<void> {
+  await assert.rejects(async () => (typeof p === 'function' ? p() : p), (err: unknown) => {
+    assert.equal((err as PluginError).code, code, (err as Error).message);
+    if (re) assert.match((err as Error).message, re);
+    return true;
+  });
+}
+
+async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  for await (const c of it) out[c.stream] += c.data.toString();
+  return out;
+}
+
+/** What containerd and the data dir hold for the rig's namespace. */
+async function leftovers(r: ExecutorRig): Promise<{ containers: string[]; tasks: string[]; fifos: string[]; logs: string[] }> {
+  const ls = (d: string): string[] => (existsSync(d) ? readdirSync(d).filter((n) => n !== '.pool') : []);
+  return {
+    containers: (await r.client.containers.list()).map((c) => c.id),
+    tasks: (await r.client.tasks.list()).map((t) => t.containerId),
+    fifos: ls(join(r.dataDir, 'fifo')),
+    logs: ls(join(r.dataDir, 'logs')),
+  };
+}
+
+describe('executor', () => {
+  test('create → running → exit: logs kept, exit recorded on the container, reported once', async () => {
+    const r = await startExecutor(h);
+    try {
+      const { pid } = await r.run('p1', ['sh', '-c', 'echo to-out; echo to-err >&2; exit 7']);
+      assert.ok(pid > 0);
+      const exit = await r.exitOf('p1');
+      assert.equal(exit.exitStatus, 7);
+      assert.equal(exit.pid, pid);
+      assert.ok(exit.eventTimestampMs, 'reported from the event stream');
+      const st = r.executor.status('p1');
+      assert.equal(st.state, 'stopped');
+      assert.equal(st.exitStatus, 7);
+      assert.deepEqual(await collect(r.executor.logs('p1')), { stdout: 'to-out\n', stderr: 'to-err\n' });
+      const ctr = await r.client.containers.get('p1');
+      assert.equal(ctr.labels[LABEL.exitStatus], '7');
+      assert.equal(ctr.labels[LABEL.managed], '1');
+      assert.deepEqual((await leftovers(r)).tasks, [], 'the task was deleted (reaped)');
+      assert.deepEqual((await leftovers(r)).fifos, [], 'FIFOs removed at exit');
+      await sleep(200);
+      assert.equal(r.exits.filter((e) => e.id === 'p1').length, 1);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('an exit event delivered twice is handled once', async () => {
+    const r = await startExecutor(h);
+    const seen: ContainerdEvent[] = [];
+    const sub = r.client.events.subscribe({ filters: [`namespace==${r.client.namespace},topic=="/tasks/exit"`] });
+    await sub.ready();
+    try {
+      await r.run('dup', ['true']);
+      for await (const ev of sub) {
+        seen.push(ev);
+        break;
+      }
+      await r.exitOf('dup');
+      // containerd may repeat an exit (shim reconnects); feed the real event in again.
+      r.executor.handleEvent(seen[0] as ContainerdEvent);
+      r.executor.handleEvent(seen[0] as ContainerdEvent);
+      await sleep(200);
+      assert.equal(r.exits.filter((e) => e.id === 'dup').length, 1);
+    } finally {
+      sub.close();
+      await r.close();
+    }
+  });
+
+  test('stale ids are replaced; a running one is ALREADY_EXISTS; concurrent creates: one wins', async () => {
+    const r = await startExecutor(h);
+    try {
+      const c = r.client;
+      const spec = (id: string, args: string[]): ReturnType<typeof packSpec> =>
+        packSpec(defaultSpec({ rootfs: h.rootfs, args, namespace: c.namespace, id }));
+      // Left by someone else: a container with a created (never started) task…
+      await c.containers.create({ id: 'stale-created', runtime: { name: 'io.containerd.runc.v2', options: packRuncOptions({}) }, spec: spec('stale-created', ['sleep', '1000']) });
+      await c.tasks.create({ containerId: 'stale-created' });
+      // …one whose task ran and stopped but was never deleted…
+      await c.containers.create({ id: 'stale-stopped', runtime: { name: 'io.containerd.runc.v2' }, spec: spec('stale-stopped', ['true']) });
+      await c.tasks.create({ containerId: 'stale-stopped' });
+      await c.tasks.start('stale-stopped');
+      await c.tasks.wait('stale-stopped', { timeoutMs: 10_000 });
+      // …and one with no task at all.
+      await c.containers.create({ id: 'stale-bare', runtime: { name: 'io.containerd.runc.v2' }, spec: spec('stale-bare', ['true']) });
+      for (const id of ['stale-created', 'stale-stopped', 'stale-bare']) {
+        await r.run(id, ['sh', '-c', 'echo fresh']);
+        assert.equal((await r.exitOf(id)).exitStatus, 0, id);
+        assert.equal((await collect(r.executor.logs(id))).stdout, 'fresh\n');
+      }
+      // A running one.
+      await c.containers.create({ id: 'busy', runtime: { name: 'io.containerd.runc.v2' }, spec: spec('busy', ['sleep', '1000']) });
+      await c.tasks.create({ containerId: 'busy' });
+      await c.tasks.start('busy');
+      await rejectsCode(r.run('busy', ['true']), ErrorCode.AlreadyExists, /plugin busy is already running/);
+      assert.equal((await c.tasks.get('busy')).status, 'running', 'left alone');
+
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => r.run('race', ['sleep', '1000'])));
+      const won = results.filter((x) => x.status === 'fulfilled');
+      const lost = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
+      assert.equal(won.length, 1);
+      for (const l of lost) assert.equal((l.reason as PluginError).code, ErrorCode.AlreadyExists);
+      // A stopped plugin we know of is replaced by a new run.
+      await r.executor.stop('race', 0);
+      await r.run('race', ['true']);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a failed create leaves nothing behind and names the cause', async () => {
+    const r = await startExecutor(h);
+    try {
+      await rejectsCode(r.run('nocmd', ['/no/such/command']), ErrorCode.Unknown, /plugin nocmd: .*no\/such\/command/);
+      const badCwd = defaultSpec({ rootfs: h.rootfs, args: ['true'], cwd: 'relative/dir' });
+      await assert.rejects(r.executor.create('badcwd', badCwd), /plugin badcwd: .*cwd/);
+      await rejectsCode(
+        r.executor.create('norootfs', defaultSpec({ rootfs: '/nonexistent/rootfs', args: ['true'] })),
+        ErrorCode.InvalidArgument,
+        /rootfs \/nonexistent\/rootfs does not exist/,
+      );
+      await rejectsCode(
+        r.executor.create('filerootfs', defaultSpec({ rootfs: '/bin/busybox', args: ['true'] })),
+        ErrorCode.InvalidArgument,
+        /is not a directory/,
+      );
+      await rejectsCode(r.run('bad/id', ['true']), ErrorCode.InvalidArgument, /plugin id "bad\/id" is invalid/);
+      await rejectsCode(r.run('x'.repeat(77), ['true']), ErrorCode.InvalidArgument, /longer than 76/);
+      await rejectsCode(r.run('okid', ['true'], { log: { maxFiles: 0 } }), ErrorCode.InvalidArgument, /log max files/);
+      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+      assert.deepEqual(r.executor.list(), []);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('signal, stop (escalating to SIGKILL), remove', async () => {
+    const r = await startExecutor(h);
+    try {
+      await r.run('trapper', ['sh', '-c', "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done"]);
+      await r.run('stubborn', ['sleep', '1000']);
+      await rejectsCode(r.executor.signal('trapper', 'NOPE'), ErrorCode.InvalidArgument, /unknown signal "NOPE"/);
+      await rejectsCode(r.executor.signal('nobody', 'TERM'), ErrorCode.NotFound, /plugin nobody: not found/);
+      await rejectsCode(() => r.executor.stop('trapper', -1), ErrorCode.InvalidArgument, /stop timeout/);
+      await rejectsCode(r.executor.remove('trapper'), ErrorCode.FailedPrecondition, /is running/);
+
+      assert.equal((await r.executor.stop('trapper', 10_000)).exitStatus, 0);
+      assert.equal((await collect(r.executor.logs('trapper'))).stdout, 'got-term\n');
+      // PID 1 without a handler ignores SIGTERM: stop must escalate.
+      assert.equal((await r.executor.stop('stubborn', 300)).exitStatus, 137);
+      assert.equal(await r.executor.signal('stubborn', 'KILL'), false, 'already exited');
+      assert.equal(r.exits.filter((e) => e.id === 'stubborn').length, 1);
+
+      await r.run('forced', ['sleep', '1000']);
+      assert.equal(await r.executor.signal('forced', 'SIGCONT'), true);
+      await r.executor.remove('forced', { force: true });
+      await r.executor.remove('trapper');
+      await r.executor.remove('stubborn');
+      await rejectsCode(async () => r.executor.status('forced'), ErrorCode.NotFound);
+      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('autoRemove deletes container and logs at exit', async () => {
+    const r = await startExecutor(h);
+    try {
+      await r.run('once', ['sh', '-c', 'echo bye; exit 3'], { autoRemove: true });
+      assert.equal((await r.exitOf('once')).exitStatus, 3);
+      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+      assert.deepEqual(r.executor.list(), []);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('restore: a new executor re-attaches running plugins and reads what they wrote meanwhile; exits found', async () => {
+    const first = await startExecutor(h);
+    // Numbered lines, fast enough to fill part of the pipe while nobody reads.
+    const counter = "i=0; while [ $i -lt 4000 ]; do echo line$i; i=$((i+1)); if [ $((i % 100)) = 0 ]; then sleep 0.05; fi; done; sleep 1000";
+    await first.run('writer', ['sh', '-c', counter]);
+    await first.run('quitter', ['sh', '-c', 'sleep 0.3; echo last words; exit 4']);
+    await first.run('idle', ['sleep', '1000']);
+    await sleep(100);
+    // plugind goes away: copy loops closed, plugins untouched.
+    await first.close();
+    await sleep(700);
+
+    const second = await startExecutor(h, { client: h.client('x').withNamespace(first.client.namespace), dataDir: first.dataDir });
+    try {
+      const counts = await second.executor.restoreAll();
+      assert.equal(counts.running, 3);
+      assert.equal(counts.exited, 1);
+      const q = await second.exitOf('quitter');
+      assert.equal(q.exitStatus, 4);
+      assert.equal((await collect(second.executor.logs('quitter'))).stdout, 'last words\n', 'bytes left in the pipe are read');
+      assert.equal(second.executor.status('writer').state, 'running');
+      // Wait until the writer is done, then check for gaps.
+      const want = Array.from({ length: 4000 }, (_, i) => `line${i}\n`).join('');
+      for (let i = 0; i < 100; i++) {
+        if ((await collect(second.executor.logs('writer', { stream: 'stdout' }))).stdout.length >= want.length) break;
+        await sleep(100);
+      }
+      assert.equal((await collect(second.executor.logs('writer', { stream: 'stdout' }))).stdout, want);
+      await second.executor.stop('writer', 0);
+      await second.executor.stop('idle', 0);
+      // restoreAll again (a reconcile) changes nothing and reports nothing new.
+      const again = await second.executor.restoreAll();
+      assert.equal(again.exited, 0);
+      assert.equal(second.exits.length, 3);
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('logs: tail, follow until exit, rotation keeps order', async () => {
+    const r = await startExecutor(h);
+    try {
+      await r.run('follow', ['sh', '-c', 'for i in 1 2 3 4 5; do echo tick$i; sleep 0.1; done']);
+      const followed = await collect(r.executor.logs('follow', { stream: 'stdout', follow: true }));
+      assert.equal(followed.stdout, 'tick1\ntick2\ntick3\ntick4\ntick5\n');
+      assert.equal((await collect(r.executor.logs('follow', { tail: 6 }))).stdout, 'tick5\n');
+
+      // 40 000 lines of 9 bytes (352 KiB) into 64 KiB files, 3 kept.
+      const gen = 'i=10000000; while [ $i -lt 10040000 ]; do echo $i; i=$((i+1)); done';
+      await r.run('rot', ['sh', '-c', gen], { log: { maxSize: 64 << 10, maxFiles: 3 } });
+      await r.exitOf('rot');
+      const dir = join(r.dataDir, 'logs', 'rot');
+      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('stdout')).sort(), ['stdout.log', 'stdout.log.1', 'stdout.log.2']);
+      for (const f of ['stdout.log.1', 'stdout.log.2']) assert.ok(statSync(join(dir, f)).size <= 64 << 10);
+      const text = (await collect(r.executor.logs('rot', { stream: 'stdout' }))).stdout;
+      // Files rotate at write boundaries, not lines: the oldest kept file may start mid-line.
+      const lines = text.trimEnd().split('\n').slice(1).map(Number);
+      assert.ok(lines.length > 14_000 && lines.length <= 21_845, `kept ${lines.length} lines`);
+      assert.equal(lines.at(-1), 10039999);
+      lines.forEach((n, i) => i > 0 && assert.equal(n, (lines[i - 1] as number) + 1));
+      await rejectsCode(async () => r.executor.logs('rot', { tail: -1 }), ErrorCode.InvalidArgument);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('non-blocking log mode drops what does not fit and counts it exactly', async () => {
+    let dropped = 0;
+    const r = await startExecutor(h, { executor: { onDropped: (_s, n) => (dropped += n) } });
+    try {
+      const total = 32 << 20;
+      await r.run('flood', ['head', '-c', String(total), '/dev/zero'], { log: { mode: 'non-blocking', bufferSize: 4096 } });
+      await r.exitOf('flood');
+      const kept = statSync(join(r.dataDir, 'logs', 'flood', 'stdout.log')).size;
+      assert.equal(kept + dropped, total);
+      assert.ok(dropped > 0, 'a 4 KiB buffer cannot keep up with 32 MiB');
+      const blocking = readFileSync(join(r.dataDir, 'logs', 'flood', 'stdout.log')).every((b) => b === 0);
+      assert.ok(blocking);
+    } finally {
+      await r.close();
+    }
+  });
+});
