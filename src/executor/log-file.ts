@@ -3,7 +3,7 @@
 // whatever queued while the previous write ran), and the Writable's buffer
 // is the backpressure signal the copy loop obeys in lossless mode.
 import { EventEmitter } from 'node:events';
-import { close, fstat, open, rename, unlink, writev } from 'node:fs';
+import { close, fstat, open, readdir, rename, unlink, writev } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ const closeP = promisify(close);
 const fstatP = promisify(fstat);
 const renameP = promisify(rename);
 const unlinkP = promisify(unlink);
+const readdirP = promisify(readdir);
 const writevP = promisify(writev);
 
 export interface RotationOptions {
@@ -23,13 +24,6 @@ export interface RotationOptions {
 }
 
 export const DEFAULT_ROTATION: Required<RotationOptions> = { maxSize: 10 << 20, maxFiles: 3 };
-
-/** Paths of a stream's files, oldest first, the live file last. */
-export function logFiles(dir: string, name: string, maxFiles: number): string[] {
-  const live = join(dir, `${name}.log`);
-  const rotated = Array.from({ length: maxFiles - 1 }, (_, i) => `${live}.${maxFiles - 1 - i}`);
-  return [...rotated, live];
-}
 
 export interface LogFileEvents {
   /** Bytes reached the live file. */
@@ -49,6 +43,8 @@ export class RotatingLogFile extends Writable {
   #fd = -1;
   #size = 0;
   #bytes = 0;
+  /** How many rotated files (.1, .2, …) exist. */
+  #rotated = 0;
 
   constructor(dir: string, name: string, rotation: RotationOptions = {}, highWaterMark = 1 << 20) {
     super({ highWaterMark, decodeStrings: false });
@@ -76,6 +72,10 @@ export class RotatingLogFile extends Writable {
   }
 
   async #open(): Promise<void> {
+    if (this.#fd < 0 && this.#rotated === 0) {
+      const names = new Set(await readdirP(this.#dir));
+      while (this.#rotated < this.#maxFiles - 1 && names.has(`${this.#name}.log.${this.#rotated + 1}`)) this.#rotated += 1;
+    }
     this.#fd = await openP(this.path, 'a', 0o640);
     this.#size = (await fstatP(this.#fd)).size;
   }
@@ -83,15 +83,19 @@ export class RotatingLogFile extends Writable {
   async #rotate(): Promise<void> {
     await closeP(this.#fd);
     this.#fd = -1;
-    const files = logFiles(this.#dir, this.#name, this.#maxFiles);
-    // files: [.N-1, …, .1, live]; drop the oldest, shift the rest up by one.
-    if (this.#maxFiles === 1) {
+    const rotated = (k: number): string => `${this.path}.${k}`;
+    const keep = this.#maxFiles - 1;
+    if (keep === 0) {
       await unlinkP(this.path).catch(() => {});
     } else {
-      await unlinkP(files[0] as string).catch(() => {});
-      for (let i = 1; i < files.length; i++) await renameP(files[i] as string, files[i - 1] as string).catch(() => {});
+      // Shift .k → .k+1 from the oldest down; what would pass .keep is dropped.
+      if (this.#rotated === keep) await unlinkP(rotated(keep)).catch(() => {});
+      for (let k = Math.min(this.#rotated, keep - 1); k >= 1; k--) await renameP(rotated(k), rotated(k + 1));
+      await renameP(this.path, rotated(1));
+      this.#rotated = Math.min(this.#rotated + 1, keep);
     }
-    await this.#open();
+    this.#fd = await openP(this.path, 'a', 0o640);
+    this.#size = 0;
     this.notify.emit('rotated');
   }
 
@@ -103,16 +107,23 @@ export class RotatingLogFile extends Writable {
     this.#writeAll(chunks.map((c) => c.chunk)).then(() => callback(), callback);
   }
 
+  // Files are filled to exactly maxSize before rotating, so what is kept is
+  // (maxFiles-1)·maxSize plus the live file, whatever the write sizes were.
   async #writeAll(buffers: Buffer[]): Promise<void> {
     const total = buffers.reduce((n, b) => n + b.length, 0);
-    if (this.#size > 0 && this.#size + total > this.#maxSize) await this.#rotate();
     let pending = buffers;
     while (pending.length > 0) {
-      // libuv writes at most IOV_MAX buffers per call: loop until all are out.
-      const { bytesWritten: n } = await writevP(this.#fd, pending);
-      this.#size += n;
-      this.#bytes += n;
-      pending = dropBytes(pending, n);
+      if (this.#size >= this.#maxSize) await this.#rotate();
+      const [now, later] = splitBytes(pending, this.#maxSize - this.#size);
+      let out = now;
+      while (out.length > 0) {
+        // libuv writes at most IOV_MAX buffers per call: loop until all are out.
+        const { bytesWritten: n } = await writevP(this.#fd, out);
+        this.#size += n;
+        this.#bytes += n;
+        out = splitBytes(out, n)[1];
+      }
+      pending = later;
     }
     this.notify.emit('written', total);
   }
@@ -125,14 +136,20 @@ export class RotatingLogFile extends Writable {
   }
 }
 
-/** What is left of a buffer list after its first n bytes were written. */
-function dropBytes(buffers: Buffer[], n: number): Buffer[] {
-  let skip = n;
+/** Splits a buffer list after its first n bytes (without copying). */
+function splitBytes(buffers: Buffer[], n: number): [Buffer[], Buffer[]] {
+  const head: Buffer[] = [];
+  let left = n;
   let i = 0;
-  while (i < buffers.length && skip >= (buffers[i] as Buffer).length) {
-    skip -= (buffers[i] as Buffer).length;
-    i++;
+  for (; i < buffers.length && left > 0; i++) {
+    const b = buffers[i] as Buffer;
+    if (b.length <= left) {
+      head.push(b);
+      left -= b.length;
+    } else {
+      head.push(b.subarray(0, left));
+      return [head, [b.subarray(left), ...buffers.slice(i + 1)]];
+    }
   }
-  if (i >= buffers.length) return [];
-  return [(buffers[i] as Buffer).subarray(skip), ...buffers.slice(i + 1)];
+  return [head, buffers.slice(i)];
 }
