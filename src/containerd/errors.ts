@@ -15,14 +15,19 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-export class ContainerdError extends Error {
-  override readonly name = 'ContainerdError';
+/** An error with one of the codes above; every layer's errors derive from it. */
+export class CodedError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
   }
+}
+
+/** Raised by the containerd layer (mapped gRPC errors, bad connection options). */
+export class ContainerdError extends CodedError {
+  override readonly name = 'ContainerdError';
 }
 
 const fromGrpc: Partial<Record<GrpcStatus, ErrorCode>> = {

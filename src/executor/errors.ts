@@ -1,17 +1,11 @@
 // Errors the executor raises itself. They share containerd's closed set of
 // codes, so every layer above matches on one `code`, whoever raised it.
-import { ErrorCode } from '../containerd/index.js';
+import { CodedError, ErrorCode } from '../containerd/index.js';
 
 export { ErrorCode };
 
-export class PluginError extends Error {
+export class PluginError extends CodedError {
   override readonly name = 'PluginError';
-  readonly code: ErrorCode;
-
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-  }
 }
 
 export const invalidArgument = (message: string): PluginError => new PluginError(ErrorCode.InvalidArgument, message);

@@ -42,7 +42,7 @@ import {
   type PluginSettingsInput,
 } from './settings.js';
 import type { OciSpec } from './spec.js';
-import { PluginIO, STREAMS, type StreamName } from './stdio.js';
+import { PluginIO, STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 
 export type PluginState = 'created' | 'running' | 'stopped' | 'paused' | 'unknown';
 
@@ -188,6 +188,13 @@ export class Executor {
     return join(this.#logRoot, id);
   }
 
+  #stdioOptions(settings: PluginSettings): StdioOptions {
+    const o: StdioOptions = { rotation: settings.log, mode: settings.log.mode, bufferSize: settings.log.bufferSize };
+    if (this.#onBytes) o.onBytes = this.#onBytes;
+    if (this.#onDropped) o.onDropped = this.#onDropped;
+    return o;
+  }
+
   /**
    * Creates and starts a plugin; resolves with its pid once the task runs.
    * Three RPCs when the id is free (container create, task create, task
@@ -223,13 +230,7 @@ export class Executor {
       let io: PluginIO | undefined;
       try {
         fifos = await this.#fifos.take(setName(id));
-        io = await PluginIO.open(fifos, this.#logDir(id), {
-          rotation: settings.log,
-          mode: settings.log.mode,
-          bufferSize: settings.log.bufferSize,
-          ...(this.#onBytes ? { onBytes: this.#onBytes } : {}),
-          ...(this.#onDropped ? { onDropped: this.#onDropped } : {}),
-        });
+        io = await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings));
         const pid = await this.#client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr });
         const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
         this.#plugins.set(id, plugin);
@@ -535,13 +536,7 @@ export class Executor {
       if (!p.io) {
         const fifos = this.#fifos.setOf(task.stdout);
         if (fifos) {
-          p.io = await PluginIO.open(fifos, this.#logDir(id), {
-            rotation: settings.log,
-            mode: settings.log.mode,
-            bufferSize: settings.log.bufferSize,
-            ...(this.#onBytes ? { onBytes: this.#onBytes } : {}),
-            ...(this.#onDropped ? { onDropped: this.#onDropped } : {}),
-          }).catch((err: Error) => {
+          p.io = await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings)).catch((err: Error) => {
             this.#log.warn({ plugin: id, err }, 'restore: FIFOs could not be re-opened; output is not copied');
             return undefined;
           });
