@@ -17,6 +17,7 @@ import {
   isNotFound,
   packRuncOptions,
   packSpec,
+  unpackSpec,
   type Any,
   type Container,
   type ContainerdClient,
@@ -30,6 +31,7 @@ import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { FifoPool, setName, type FifoSet } from './fifo.js';
 import { validateId } from './ids.js';
 import { KeyedQueue } from './keyed-queue.js';
+import type { FdHooks } from './log-file.js';
 import { merge, readLog, type LogChunk } from './log-reader.js';
 import {
   MANAGED_FILTER,
@@ -79,6 +81,8 @@ export interface ExecutorOptions {
   owns?: (id: string) => boolean;
   onBytes?: (stream: StreamName, bytes: number) => void;
   onDropped?: (stream: StreamName, bytes: number) => void;
+  /** Told of log file fds as they open and close (see FdHooks). */
+  fdHooks?: FdHooks;
   logger?: Logger;
 }
 
@@ -169,6 +173,7 @@ export class Executor {
   readonly #owns: (id: string) => boolean;
   readonly #onBytes: ExecutorOptions['onBytes'];
   readonly #onDropped: ExecutorOptions['onDropped'];
+  readonly #fdHooks: FdHooks | undefined;
   readonly #log: Logger;
 
   constructor(options: ExecutorOptions) {
@@ -181,6 +186,7 @@ export class Executor {
     this.#owns = options.owns ?? (() => true);
     this.#onBytes = options.onBytes;
     this.#onDropped = options.onDropped;
+    this.#fdHooks = options.fdHooks;
     this.#log = options.logger ?? silentLogger;
   }
 
@@ -192,6 +198,7 @@ export class Executor {
     const o: StdioOptions = { rotation: settings.log, mode: settings.log.mode, bufferSize: settings.log.bufferSize };
     if (this.#onBytes) o.onBytes = this.#onBytes;
     if (this.#onDropped) o.onDropped = this.#onDropped;
+    if (this.#fdHooks) o.fdHooks = this.#fdHooks;
     return o;
   }
 
@@ -202,7 +209,11 @@ export class Executor {
    * running) is replaced; a running one is ALREADY_EXISTS. Any failure after
    * the container exists removes task, container, FIFOs and logs.
    */
-  async create(id: string, spec: OciSpec, input: PluginSettingsInput = {}): Promise<{ pid: number }> {
+  create(id: string, spec: OciSpec, input: PluginSettingsInput = {}): Promise<{ pid: number }> {
+    return this.#create(id, spec, input, false);
+  }
+
+  async #create(id: string, spec: OciSpec, input: PluginSettingsInput, keepLogs: boolean): Promise<{ pid: number }> {
     validateId(id);
     const settings = normalizeSettings(input);
     await validateSpec(spec);
@@ -213,13 +224,13 @@ export class Executor {
       }
       const container = { id, labels: settingsToLabels(settings), runtime: this.#runtime, spec: packSpec(spec) };
       // A stopped record we know of is replaced without a failing create first.
-      if (known) await this.#replaceStale(id);
+      if (known) await this.#replaceStale(id, keepLogs);
       let created: Container;
       try {
         created = await this.#client.containers.create(container);
       } catch (err) {
         if (!isAlreadyExists(err)) throw forPlugin(id, err);
-        await this.#replaceStale(id);
+        await this.#replaceStale(id, keepLogs);
         try {
           created = await this.#client.containers.create(container);
         } catch (retryErr) {
@@ -246,7 +257,7 @@ export class Executor {
   }
 
   /** The id is taken in containerd: replace it unless its task runs. */
-  async #replaceStale(id: string): Promise<void> {
+  async #replaceStale(id: string, keepLogs: boolean): Promise<void> {
     let task: Process | undefined;
     try {
       task = await this.#client.tasks.get(id);
@@ -260,17 +271,17 @@ export class Executor {
     this.#plugins.delete(id);
     this.#log.info({ plugin: id, task: task?.status ?? 'none' }, 'replacing stale plugin record');
     const oldFifos = task ? this.#fifos.setOf(task.stdout) : undefined;
-    await this.#removeEverything(id, old?.io, oldFifos);
+    await this.#removeEverything(id, old?.io, oldFifos, keepLogs);
   }
 
   /** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
-  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined): Promise<void> {
+  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
     const steps: Array<Promise<unknown>> = [];
     await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
     io?.destroy();
     steps.push(this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
     if (fifos) steps.push(this.#fifos.remove(fifos));
-    steps.push(rm(this.#logDir(id), { recursive: true, force: true }));
+    if (!keepLogs) steps.push(rm(this.#logDir(id), { recursive: true, force: true }));
     const results = await Promise.allSettled(steps);
     for (const r of results) if (r.status === 'rejected') this.#log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
   }
@@ -454,6 +465,24 @@ export class Executor {
       })();
     }
     return merge(streams.map(one));
+  }
+
+  /**
+   * Runs a stopped plugin again from its own container record (spec and
+   * settings as stored in containerd): what a restart policy does.
+   */
+  async recreate(id: string): Promise<{ pid: number }> {
+    const p = this.#get(id);
+    if (p.state !== 'stopped') throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is not stopped`);
+    let container: Container;
+    try {
+      container = await this.#client.containers.get(id);
+    } catch (err) {
+      throw forPlugin(id, err);
+    }
+    if (!container.spec) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} has no spec to run again`);
+    // Its logs carry on across runs, as a restarted container's do.
+    return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsFromLabels(container.labels), true);
   }
 
   /** Re-attaches to one plugin from containerd's records (see restoreAll). */

@@ -7,3 +7,6 @@ export { defaultSpec, mergeEnv, type OciSpec, type DefaultSpecOptions } from './
 export { LABEL, MANAGED_FILTER, normalizeSettings, type PluginSettings, type PluginSettingsInput, type LogSettings } from './settings.js';
 export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
+export { FdLedger } from './fd-ledger.js';
+export { shardOf } from './shard-map.js';
+export type { FdHooks } from './log-file.js';

@@ -23,6 +23,15 @@ export interface RotationOptions {
   maxFiles?: number;
 }
 
+/**
+ * Told about every fd a log file opens and closes (before the close), so a
+ * thread that dies can have its files closed for it.
+ */
+export interface FdHooks {
+  opened(fd: number): void;
+  closing(fd: number): void;
+}
+
 export const DEFAULT_ROTATION: Required<RotationOptions> = { maxSize: 10 << 20, maxFiles: 3 };
 
 export interface LogFileEvents {
@@ -46,8 +55,11 @@ export class RotatingLogFile extends Writable {
   /** How many rotated files (.1, .2, …) exist. */
   #rotated = 0;
 
-  constructor(dir: string, name: string, rotation: RotationOptions = {}, highWaterMark = 1 << 20) {
-    super({ highWaterMark, decodeStrings: false });
+  readonly #fdHooks: FdHooks | undefined;
+
+  constructor(dir: string, name: string, rotation: RotationOptions = {}, options: { highWaterMark?: number; fdHooks?: FdHooks } = {}) {
+    super({ highWaterMark: options.highWaterMark ?? 1 << 20, decodeStrings: false });
+    this.#fdHooks = options.fdHooks;
     this.#maxSize = rotation.maxSize ?? DEFAULT_ROTATION.maxSize;
     this.#maxFiles = rotation.maxFiles ?? DEFAULT_ROTATION.maxFiles;
     if (!(this.#maxSize > 0)) throw new RangeError(`log max size ${this.#maxSize}: want a positive number of bytes`);
@@ -76,12 +88,23 @@ export class RotatingLogFile extends Writable {
       const names = new Set(await readdirP(this.#dir));
       while (this.#rotated < this.#maxFiles - 1 && names.has(`${this.#name}.log.${this.#rotated + 1}`)) this.#rotated += 1;
     }
-    this.#fd = await openP(this.path, 'a', 0o640);
+    this.#fd = await this.#openLive();
     this.#size = (await fstatP(this.#fd)).size;
   }
 
+  async #openLive(): Promise<number> {
+    const fd = await openP(this.path, 'a', 0o640);
+    this.#fdHooks?.opened(fd);
+    return fd;
+  }
+
+  #closeFd(fd: number): Promise<void> {
+    this.#fdHooks?.closing(fd);
+    return closeP(fd);
+  }
+
   async #rotate(): Promise<void> {
-    await closeP(this.#fd);
+    await this.#closeFd(this.#fd);
     this.#fd = -1;
     const rotated = (k: number): string => `${this.path}.${k}`;
     const keep = this.#maxFiles - 1;
@@ -94,7 +117,7 @@ export class RotatingLogFile extends Writable {
       await renameP(this.path, rotated(1));
       this.#rotated = Math.min(this.#rotated + 1, keep);
     }
-    this.#fd = await openP(this.path, 'a', 0o640);
+    this.#fd = await this.#openLive();
     this.#size = 0;
     this.notify.emit('rotated');
   }
@@ -132,7 +155,10 @@ export class RotatingLogFile extends Writable {
     const fd = this.#fd;
     this.#fd = -1;
     if (fd < 0) return callback(err);
-    close(fd, (closeErr) => callback(err ?? closeErr));
+    this.#closeFd(fd).then(
+      () => callback(err),
+      (closeErr: Error) => callback(err ?? closeErr),
+    );
   }
 }
 

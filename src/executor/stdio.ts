@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openReadEnd, type FifoSet } from './fifo.js';
-import { RotatingLogFile, type RotationOptions } from './log-file.js';
+import { RotatingLogFile, type FdHooks, type RotationOptions } from './log-file.js';
 
 export type StreamName = 'stdout' | 'stderr';
 export const STREAMS: readonly StreamName[] = ['stdout', 'stderr'];
@@ -31,6 +31,7 @@ export interface StdioOptions {
   bufferSize?: number;
   onBytes?: (stream: StreamName, bytes: number) => void;
   onDropped?: (stream: StreamName, bytes: number) => void;
+  fdHooks?: FdHooks;
 }
 
 interface Pipe {
@@ -69,7 +70,7 @@ export class PluginIO {
         const fd = await openReadEnd(fifos[stream]);
         const socket = new net.Socket({ fd, readable: true, writable: false });
         opened.push(socket);
-        const file = new RotatingLogFile(logDir, stream, options.rotation);
+        const file = new RotatingLogFile(logDir, stream, options.rotation, options.fdHooks ? { fdHooks: options.fdHooks } : {});
         opened.push(file);
         await Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
         pipes[stream] = { socket, file };

@@ -1,0 +1,1 @@
+export { Coordinator, type CoordinatorOptions, type PluginInfo } from './coordinator.js';

@@ -1,0 +1,44 @@
+// The process's one /metrics view: main-thread metrics (latencies, exits,
+// restarts, reconnects, Node's process metrics once) plus every shard
+// worker's registry, aggregated with prom-client's AggregatorRegistry.
+import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const CREATE_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10];
+const LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly createDuration = new Histogram({
+    name: 'plugind_create_duration_seconds',
+    help: 'From a run request received to the plugin task started.',
+    buckets: CREATE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly eventLag = new Histogram({
+    name: 'plugind_event_lag_seconds',
+    help: "From containerd's exit event timestamp to the exit handled by plugind.",
+    buckets: LAG_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly exits = new Counter({ name: 'plugind_exits_total', help: 'Plugin exits handled.', registers: [this.registry] });
+  readonly workerRestarts = new Counter({
+    name: 'plugind_worker_restarts_total',
+    help: 'Shard worker threads that died and were replaced.',
+    registers: [this.registry],
+  });
+  readonly containerdReconnects = new Counter({
+    name: 'plugind_containerd_reconnects_total',
+    help: 'Times the containerd event stream broke and was re-established.',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Prometheus text for the whole process, given each worker's getMetricsAsJSON(). */
+  async render(workers: unknown[][]): Promise<{ contentType: string; body: string }> {
+    const merged = Registry.merge([AggregatorRegistry.aggregate(workers as Parameters<typeof AggregatorRegistry.aggregate>[0]), this.registry]);
+    return { contentType: merged.contentType, body: await merged.metrics() };
+  }
+}

@@ -1,0 +1,139 @@
+// One shard: a piscina pool of exactly one thread, kept alive. When the
+// thread dies, every request pending on it is rejected with an error that
+// says so, the fds its log files held are closed, and a fresh thread is
+// started that restores the shard's plugins (they never stopped: their
+// shims hold them).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
+import { FdLedger } from '../executor/index.js';
+import type { RestoreCounts, Result, ShardPush, ShardReplies, ShardRequest, WorkerConfig } from './protocol.js';
+
+type Kind = ShardRequest['kind'];
+type RequestOf<K extends Kind> = Extract<ShardRequest, { kind: K }>;
+
+export interface ShardOptions {
+  index: number;
+  config: Omit<WorkerConfig, 'shard' | 'fdLedger'>;
+  onPush: (push: ShardPush) => void;
+  /** A replacement thread is up and has restored the shard. */
+  onReplaced: (info: { shard: number; reason: string; counts: RestoreCounts }) => void;
+  logger?: Logger;
+}
+
+/** The worker entry: compiled next to us, or the TypeScript source under tsx. */
+function workerFile(): string {
+  const js = fileURLToPath(new URL('../../workers/shard-worker.js', import.meta.url));
+  return existsSync(js) ? js : js.replace(/\.js$/, '.ts');
+}
+
+export class ShardError extends CodedError {
+  override readonly name = 'ShardError';
+}
+
+export class Shard {
+  readonly index: number;
+  readonly #o: ShardOptions;
+  readonly #log: Logger;
+  #pool!: Piscina;
+  #ledger!: SharedArrayBuffer;
+  #closing = false;
+  #replacing: Promise<void> | undefined;
+  #restarts = 0;
+
+  constructor(options: ShardOptions) {
+    this.index = options.index;
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#spawn();
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  #spawn(): void {
+    this.#ledger = FdLedger.allocate();
+    const pool = new Piscina({
+      filename: workerFile(),
+      minThreads: 1,
+      maxThreads: 1,
+      // Operations on different plugins overlap inside the worker.
+      concurrentTasksPerWorker: 1 << 16,
+      idleTimeout: Infinity,
+      // 'sync' would freeze the worker's event loop (timers, sockets) between tasks.
+      atomics: 'disabled',
+      // Log-file fds are tracked by the FdLedger; Node's tracking would also
+      // close FIFO fds that libuv already closed through their sockets.
+      trackUnmanagedFds: false,
+      workerData: { ...this.#o.config, shard: this.index, fdLedger: this.#ledger } satisfies WorkerConfig,
+    });
+    pool.on('message', (m: ShardPush) => this.#o.onPush(m));
+    pool.on('workerDestroy', () => {
+      if (!this.#closing && pool === this.#pool) void this.#replace('worker thread exited');
+    });
+    // Without a listener an 'error' (a worker dying with no task pending) would be thrown.
+    pool.on('error', (err: Error) => {
+      if (!this.#closing && pool === this.#pool) void this.#replace(err.message);
+    });
+    this.#pool = pool;
+  }
+
+  async #replace(reason: string): Promise<void> {
+    if (this.#replacing) return this.#replacing;
+    this.#replacing = (async () => {
+      const old = this.#pool;
+      const ledger = new FdLedger(this.#ledger);
+      this.#log.error({ shard: this.index, reason }, 'shard worker died; starting a new one');
+      this.#spawn();
+      await old.destroy().catch(() => {});
+      const closed = ledger.closeAll();
+      this.#restarts += 1;
+      const counts = await this.request({ kind: 'init' });
+      this.#log.info({ shard: this.index, closedFds: closed, ...counts }, 'shard worker replaced and restored');
+      this.#o.onReplaced({ shard: this.index, reason, counts });
+    })().finally(() => {
+      this.#replacing = undefined;
+    });
+    return this.#replacing;
+  }
+
+  /** Runs one request on the shard's thread; rejects with the worker's error, code intact. */
+  async request<K extends Kind>(req: RequestOf<K>, transferList?: MessagePort[]): Promise<ShardReplies[K]> {
+    if (this.#closing && req.kind !== 'shutdown') throw new ShardError(ErrorCode.Unavailable, `shard ${this.index} is shutting down`);
+    let result: Result<ShardReplies[K]>;
+    try {
+      result = (await this.#pool.run(req, transferList ? { transferList: transferList as never } : {})) as Result<ShardReplies[K]>;
+    } catch (err) {
+      throw new ShardError(
+        ErrorCode.Unavailable,
+        `${describe(req)}: shard ${this.index} worker died before answering (${(err as Error).message}); it is being replaced, retry`,
+        { cause: err },
+      );
+    }
+    if (result.ok) return result.value;
+    const e = new ShardError(result.error.code, result.error.message);
+    if (result.error.stack) e.stack = result.error.stack;
+    throw e;
+  }
+
+  /** A MessageChannel for a streaming request; port2 goes to the worker. */
+  static channel(): MessageChannel {
+    return new MessageChannel();
+  }
+
+  async close(stopPlugins: boolean): Promise<void> {
+    await this.#replacing?.catch(() => {});
+    await this.request({ kind: 'shutdown', stopPlugins }).catch((err: Error) =>
+      this.#log.warn({ shard: this.index, err }, 'shard shutdown request failed'),
+    );
+    this.#closing = true;
+    await this.#pool.destroy();
+  }
+}
+
+function describe(req: ShardRequest): string {
+  return 'id' in req ? `${req.kind} plugin ${req.id}` : req.kind;
+}
