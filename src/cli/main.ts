@@ -1,47 +1,288 @@
-// The plugind command line. `serve` runs the service; the client verbs of
-// DESIGN.md (run, ls, inspect, kill, stop, rm, logs, events) come with the
-// gRPC API.
-import { Command, InvalidArgumentError } from 'commander';
+// The plugind command: `serve` runs the service; the other verbs are gRPC
+// clients of it. Tables for people, --json for machines; errors are one
+// line on stderr and a non-zero exit.
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { ContainerdSupervisor, connect } from '../containerd/index.js';
+import { PluginsClient, type Plugin } from '../api/client.js';
+import { Service } from '../api/service.js';
+import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR } from '../api/wire.js';
 
-const DEFAULT_DATA_DIR = '/var/lib/plugind';
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
-function parseLevel(value: string): string {
-  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
-  if (!levels.includes(value)) throw new InvalidArgumentError(`want one of ${levels.join(', ')}`);
-  return value;
+function int(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(`${name}: want a whole number from ${min} to ${max}`);
+    return n;
+  };
 }
 
-const program = new Command('plugind').description('Runs plugins as containers through containerd').showHelpAfterError();
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 3600) throw new InvalidArgumentError('want seconds from 0 to 3600');
+  return n;
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function level(v: string): string {
+  if (!LEVELS.includes(v)) throw new InvalidArgumentError(`want one of ${LEVELS.join(', ')}`);
+  return v;
+}
+
+const addressOption = (): Option =>
+  new Option('--address <address>', 'plugind API (unix:///PATH or tcp://127.0.0.1:PORT)').default(process.env.PLUGIND_ADDRESS ?? DEFAULT_ADDRESS);
+
+function client(opts: { address: string }): PluginsClient {
+  return new PluginsClient(opts.address);
+}
+
+function pluginJson(p: Plugin): Record<string, unknown> {
+  const o: Record<string, unknown> = { id: p.id, state: p.state, pid: p.pid, shard: p.shard, createdAt: p.createdAt?.toISOString() ?? null };
+  if (p.exitStatus !== undefined) {
+    o.exitStatus = p.exitStatus;
+    o.exitedAt = p.exitedAt?.toISOString() ?? null;
+  }
+  return o;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
+}
+
+const out = (s: string): boolean => process.stdout.write(s);
+
+const program = new Command('plugind')
+  .description('Runs plugins (long-lived helper processes) as containers through containerd')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `plugind: ${s.slice(7)}` : s) });
 
 program
   .command('serve')
-  .description('run the service (for now: the embedded containerd only, until the plugin API lands)')
-  .option('--data-dir <dir>', 'where plugind and its embedded containerd keep their state', DEFAULT_DATA_DIR)
+  .description('run the service: embedded containerd (unless --containerd-address), shard workers, API, metrics')
+  .option('--data-dir <dir>', 'state of plugind and its embedded containerd', DEFAULT_DATA_DIR)
   .option('--containerd-address <address>', 'use this containerd (unix:///PATH) instead of an embedded one')
   .option('--namespace <ns>', 'containerd namespace for plugins', 'plugind')
-  .option('--log-level <level>', 'trace|debug|info|warn|error', parseLevel, 'info')
-  .action(async (opts: { dataDir: string; containerdAddress?: string; namespace: string; logLevel: string }) => {
-    const log = pino({ level: opts.logLevel, base: { service: 'plugind' } });
-    let supervisor: ContainerdSupervisor | undefined;
-    let address = opts.containerdAddress;
-    if (!address) {
-      supervisor = new ContainerdSupervisor({ dataDir: opts.dataDir, logger: log.child({ component: 'containerd' }) });
-      await supervisor.start();
-      address = supervisor.address;
-    }
-    const client = connect({ address, namespace: opts.namespace });
-    const v = await client.version();
-    log.info({ address, containerd: v.version, embedded: Boolean(supervisor) }, 'containerd ready; the plugin API is not served yet');
-    const shutdown = async (signal: string): Promise<void> => {
+  .option('--workers <n>', 'shard worker threads', int('--workers', 1, 256), availableParallelism())
+  .option('--address <address>', 'API address (default unix://<data-dir>/plugind.sock; tcp://127.0.0.1:PORT allowed)')
+  .option('--metrics-address <host:port>', 'HTTP /metrics, /healthz, /readyz', '127.0.0.1:9464')
+  .option('--stop-plugins-on-exit', 'stop every plugin on shutdown (default: leave them running)')
+  .option('--log-level <level>', LEVELS.join('|'), level, 'info')
+  .action(async (o: {
+    dataDir: string;
+    containerdAddress?: string;
+    namespace: string;
+    workers: number;
+    address?: string;
+    metricsAddress: string;
+    stopPluginsOnExit?: boolean;
+    logLevel: string;
+  }) => {
+    const log = pino({ level: o.logLevel, base: { service: 'plugind' } });
+    const service = new Service({
+      dataDir: o.dataDir,
+      namespace: o.namespace,
+      workers: o.workers,
+      metricsAddress: o.metricsAddress,
+      stopPluginsOnExit: o.stopPluginsOnExit ?? false,
+      logLevel: o.logLevel,
+      testHooks: process.env.PLUGIND_TEST_HOOKS === '1',
+      logger: log,
+      ...(o.containerdAddress ? { containerdAddress: o.containerdAddress } : {}),
+      ...(o.address ? { address: o.address } : {}),
+    });
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       log.info({ signal }, 'shutting down');
-      client.close();
-      await supervisor?.stop();
-      process.exit(0);
+      service.stop().then(
+        () => process.exit(0),
+        (err: Error) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     };
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
-    process.once('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    try {
+      await service.start();
+    } catch (err) {
+      await service.stop().catch(() => {});
+      throw err;
+    }
+  });
+
+program
+  .command('run <id> [command...]')
+  .description('create and start a plugin: --rootfs DIR -- CMD ARG..., or --spec FILE')
+  .option('--rootfs <dir>', 'root filesystem directory')
+  .option('--spec <file>', 'OCI runtime spec (JSON)')
+  .option('--env <K=V>', 'environment variable (repeatable)', collect, [] as string[])
+  .option('--rm', 'remove the plugin (container and logs) when it exits')
+  .option('--restart <policy>', 'no | on-failure[:N]', 'no')
+  .option('--log-mode <mode>', 'blocking (lossless) | non-blocking (drops, counted)')
+  .option('--log-max-size <bytes>', 'rotate plugin log files at this size', int('--log-max-size', 1, 2 ** 40))
+  .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, 100))
+  .option('--json', 'print {"id","pid","shard"}')
+  .addOption(addressOption())
+  .action(async (id: string, command: string[], o: Record<string, unknown>) => {
+    if (o.rootfs && o.spec) throw new InvalidArgumentError('give --rootfs or --spec, not both');
+    let specJson: string | undefined;
+    if (o.spec) {
+      try {
+        specJson = readFileSync(o.spec as string, 'utf8');
+      } catch (err) {
+        throw new Error(`plugin ${id}: cannot read spec ${o.spec as string}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
+    const log: Record<string, unknown> = {};
+    if (o.logMode) log.mode = o.logMode;
+    if (o.logMaxSize) log.maxSize = o.logMaxSize;
+    if (o.logMaxFiles) log.maxFiles = o.logMaxFiles;
+    const c = client(o as { address: string });
+    try {
+      const res = await c.run(id, {
+        ...(o.rootfs ? { rootfs: o.rootfs as string } : {}),
+        ...(specJson !== undefined ? { specJson } : {}),
+        args: command,
+        env: o.env as string[],
+        autoRemove: Boolean(o.rm),
+        restart: o.restart as string,
+        log,
+      });
+      out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('ls')
+  .description('list plugins')
+  .option('--json', 'print a JSON array')
+  .addOption(addressOption())
+  .action(async (o: { json?: boolean; address: string }) => {
+    const c = client(o);
+    try {
+      const plugins = await c.list();
+      if (o.json) return void out(JSON.stringify(plugins.map(pluginJson)) + '\n');
+      const rows = [['ID', 'STATE', 'PID', 'SHARD', 'CREATED', 'EXIT']];
+      for (const p of plugins) {
+        rows.push([p.id, p.state, String(p.pid || '-'), String(p.shard), p.createdAt?.toISOString() ?? '-', p.exitStatus === undefined ? '-' : String(p.exitStatus)]);
+      }
+      out(table(rows));
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('inspect <id>')
+  .description('show one plugin')
+  .option('--json', 'print one JSON document')
+  .addOption(addressOption())
+  .action(async (id: string, o: { json?: boolean; address: string }) => {
+    const c = client(o);
+    try {
+      const p = await c.inspect(id);
+      if (o.json) return void out(JSON.stringify(pluginJson(p)) + '\n');
+      const j = pluginJson(p);
+      out(table([...Object.entries(j).map(([k, v]) => [k, String(v)]), ['restart', p.restart], ['autoRemove', String(p.autoRemove)]]));
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('kill <id>')
+  .description('send a signal (default KILL)')
+  .option('--signal <sig>', 'name (TERM, HUP) or number', 'KILL')
+  .addOption(addressOption())
+  .action(async (id: string, o: { signal: string; address: string }) => {
+    const c = client(o);
+    try {
+      const delivered = await c.signal(id, o.signal);
+      if (!delivered) process.stderr.write(`plugind: plugin ${id} had already exited\n`);
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('stop <id>')
+  .description('SIGTERM, then SIGKILL after --timeout; returns when it has exited')
+  .option('--timeout <seconds>', 'before SIGKILL', seconds, 10)
+  .addOption(addressOption())
+  .action(async (id: string, o: { timeout: number; address: string }) => {
+    const c = client(o);
+    try {
+      await c.stop(id, o.timeout);
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('rm <id>')
+  .description('remove a stopped plugin (container and logs)')
+  .option('--force', 'kill it first if it runs')
+  .addOption(addressOption())
+  .action(async (id: string, o: { force?: boolean; address: string }) => {
+    const c = client(o);
+    try {
+      await c.remove(id, Boolean(o.force));
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('logs <id>')
+  .description("print a plugin's output (both streams unless --stream)")
+  .option('--follow', 'keep printing new output until the plugin exits')
+  .addOption(new Option('--stream <stream>', 'only this stream').choices(['stdout', 'stderr']))
+  .option('--tail <bytes>', 'only the last BYTES of each stream', int('--tail', 0, Number.MAX_SAFE_INTEGER))
+  .addOption(addressOption())
+  .action(async (id: string, o: { follow?: boolean; stream?: 'stdout' | 'stderr'; tail?: number; address: string }) => {
+    const c = client(o);
+    const stop = (): void => c.close();
+    process.once('SIGINT', stop);
+    try {
+      const opts: { follow: boolean; stream?: 'stdout' | 'stderr'; tail?: number } = { follow: Boolean(o.follow) };
+      if (o.stream) opts.stream = o.stream;
+      if (o.tail !== undefined) opts.tail = o.tail;
+      for await (const chunk of c.logs(id, opts)) {
+        const target = chunk.stream === 'stderr' ? process.stderr : process.stdout;
+        if (!target.write(chunk.data)) await new Promise((r) => target.once('drain', r));
+      }
+    } finally {
+      process.off('SIGINT', stop);
+      c.close();
+    }
+  });
+
+program
+  .command('events')
+  .description('print plugin exits as they happen')
+  .option('--json', 'one JSON object per line')
+  .addOption(addressOption())
+  .action(async (o: { json?: boolean; address: string }) => {
+    const c = client(o);
+    process.once('SIGINT', () => {
+      c.close();
+      process.exit(0);
+    });
+    for await (const e of c.events()) {
+      const at = e.exitedAt?.toISOString() ?? null;
+      out(o.json ? JSON.stringify({ id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: at }) + '\n' : `${at} ${e.id} exited ${e.exitStatus} (pid ${e.pid})\n`);
+    }
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -2,6 +2,7 @@
 export { connect, ContainerdClient, type ServingStatus } from './client.js';
 export type { CallOptions, ConnectionOptions } from './connection.js';
 export { normalizeAddress } from './connection.js';
+export { protosDir } from './wire.js';
 export type { Container, NewContainer } from './containers.js';
 export type { Process, NewTask, ExitInfo, TaskStatus } from './tasks.js';
 export {

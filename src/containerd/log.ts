@@ -5,6 +5,7 @@ export interface Logger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
+  child?(bindings: Record<string, unknown>): Logger;
 }
 
 export const silentLogger: Logger = {

@@ -113,6 +113,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return this.#ready;
   }
 
+  /** Whether containerd answers its health check (within a second). */
+  async containerdHealthy(): Promise<boolean> {
+    return this.#client.health({ timeoutMs: 1000 }).then(
+      (s) => s === 'SERVING',
+      () => false,
+    );
+  }
+
   /**
    * Subscribes to containerd's events (confirmed live), then has every shard
    * restore its plugins; resolves when all are restored. Exits that happen

@@ -4,6 +4,7 @@
 // started that restores the shard's plugins (they never stopped: their
 // shims hold them).
 import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -56,8 +57,12 @@ export class Shard {
 
   #spawn(): void {
     this.#ledger = FdLedger.allocate();
+    const filename = workerFile();
+    // Run from source, a worker needs tsx's loader like its parent.
+    const execArgv = filename.endsWith('.ts') && !process.execArgv.includes('tsx') ? [...process.execArgv, '--import', 'tsx'] : process.execArgv;
     const pool = new Piscina({
-      filename: workerFile(),
+      filename,
+      execArgv,
       minThreads: 1,
       maxThreads: 1,
       // Operations on different plugins overlap inside the worker.
@@ -84,16 +89,29 @@ export class Shard {
   async #replace(reason: string): Promise<void> {
     if (this.#replacing) return this.#replacing;
     this.#replacing = (async () => {
-      const old = this.#pool;
-      const ledger = new FdLedger(this.#ledger);
-      this.#log.error({ shard: this.index, reason }, 'shard worker died; starting a new one');
-      this.#spawn();
-      await old.destroy().catch(() => {});
-      const closed = ledger.closeAll();
-      this.#restarts += 1;
-      const counts = await this.request({ kind: 'init' });
-      this.#log.info({ shard: this.index, closedFds: closed, ...counts }, 'shard worker replaced and restored');
-      this.#o.onReplaced({ shard: this.index, reason, counts });
+      let delay = 100;
+      let why = reason;
+      while (!this.#closing) {
+        const old = this.#pool;
+        const ledger = new FdLedger(this.#ledger);
+        this.#log.error({ shard: this.index, reason: why }, 'shard worker died; starting a new one');
+        this.#spawn();
+        await old.destroy().catch(() => {});
+        const closed = ledger.closeAll();
+        this.#restarts += 1;
+        try {
+          const counts = await this.request({ kind: 'init' });
+          this.#log.info({ shard: this.index, closedFds: closed, ...counts }, 'shard worker replaced and restored');
+          this.#o.onReplaced({ shard: this.index, reason, counts });
+          return;
+        } catch (err) {
+          // The new thread failed too (it could not start, or restore failed):
+          // try again, backing off, rather than leave the shard without a thread.
+          why = (err as Error).message;
+          await sleep(delay);
+          delay = Math.min(delay * 2, 10_000);
+        }
+      }
     })().finally(() => {
       this.#replacing = undefined;
     });

@@ -215,8 +215,13 @@ export class Executor {
 
   async #create(id: string, spec: OciSpec, input: PluginSettingsInput, keepLogs: boolean): Promise<{ pid: number }> {
     validateId(id);
-    const settings = normalizeSettings(input);
-    await validateSpec(spec);
+    let settings: PluginSettings;
+    try {
+      settings = normalizeSettings(input);
+      await validateSpec(spec);
+    } catch (err) {
+      throw forPlugin(id, err);
+    }
     return this.#queue.run(id, async () => {
       const known = this.#plugins.get(id);
       if (known && known.state !== 'stopped') {

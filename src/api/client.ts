@@ -1,0 +1,197 @@
+// A typed client for plugind.v1, used by the CLI, tests and benchmarks.
+// gRPC status codes come back as CodedErrors with our codes.
+import * as grpc from '@grpc/grpc-js';
+import { CodedError, ErrorCode } from '../containerd/index.js';
+import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService } from './wire.js';
+
+export interface Plugin {
+  id: string;
+  state: 'created' | 'running' | 'stopped' | 'paused' | 'unknown';
+  pid: number;
+  shard: number;
+  createdAt: Date | undefined;
+  exitStatus?: number;
+  exitedAt?: Date;
+  restart: string;
+  autoRemove: boolean;
+}
+
+export interface ExitEvent {
+  id: string;
+  pid: number;
+  exitStatus: number;
+  exitedAt: Date | undefined;
+}
+
+export interface RunOptions {
+  rootfs?: string;
+  args?: string[];
+  env?: string[];
+  /** The OCI spec as JSON text. */
+  specJson?: string;
+  autoRemove?: boolean;
+  restart?: string;
+  log?: { mode?: string; maxSize?: number; maxFiles?: number; bufferSize?: number };
+}
+
+interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+
+function date(t: Timestamp | null | undefined): Date | undefined {
+  if (!t || (t.seconds === 0 && t.nanos === 0)) return undefined;
+  return new Date(t.seconds * 1000 + Math.floor(t.nanos / 1e6));
+}
+
+interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus'> {
+  createdAt: Timestamp | null;
+  exited: boolean;
+  exitStatus: number;
+  exitedAt: Timestamp | null;
+}
+
+function plugin(p: WirePlugin): Plugin {
+  const out: Plugin = {
+    id: p.id,
+    state: p.state,
+    pid: p.pid,
+    shard: p.shard,
+    createdAt: date(p.createdAt),
+    restart: p.restart,
+    autoRemove: p.autoRemove,
+  };
+  if (p.exited) {
+    out.exitStatus = p.exitStatus;
+    const at = date(p.exitedAt);
+    if (at) out.exitedAt = at;
+  }
+  return out;
+}
+
+type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+export interface ClientOptions {
+  /** Per-call deadline for unary calls. Default 60 s (a stop may wait its timeout). */
+  timeoutMs?: number;
+  /** How long to wait for plugind to accept the connection. Default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+export class PluginsClient {
+  readonly #stub: Stub;
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #address: string;
+  #connected: Promise<void> | undefined;
+
+  constructor(address: string, options: ClientOptions = {}) {
+    this.#address = address;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    const Ctor = grpc.makeGenericClientConstructor(pluginsService(), 'Plugins');
+    this.#stub = new Ctor(grpcTarget(parseApiAddress(address)), grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 32 << 20,
+      'grpc.max_send_message_length': 32 << 20,
+    }) as unknown as Stub;
+    this.#timeoutMs = options.timeoutMs ?? 60_000;
+  }
+
+  /** Resolves once plugind accepts the connection; a clear error if it never does. */
+  connected(): Promise<void> {
+    this.#connected ??= new Promise<void>((resolve, reject) =>
+      this.#stub.waitForReady(Date.now() + this.#connectTimeoutMs, (err) =>
+        err
+          ? reject(new CodedError(ErrorCode.Unavailable, `cannot reach plugind at ${this.#address} (is \`plugind serve\` running?)`, { cause: err }))
+          : resolve(),
+      ),
+    );
+    return this.#connected;
+  }
+
+  async #unary<T>(method: string, req: object, timeoutMs = this.#timeoutMs): Promise<T> {
+    await this.connected();
+    return new Promise((resolve, reject) => {
+      const fn = this.#stub[method] as (...a: unknown[]) => unknown;
+      // waitForReady: a client started next to a starting plugind waits for it.
+      fn.call(this.#stub, req, new grpc.Metadata({ waitForReady: true }), { deadline: Date.now() + timeoutMs }, (err: unknown, res: T) =>
+        err ? reject(fromGrpcStatus(err)) : resolve(res),
+      );
+    });
+  }
+
+  async run(id: string, options: RunOptions): Promise<{ id: string; pid: number; shard: number }> {
+    return this.#unary('Run', { id, ...options });
+  }
+
+  async inspect(id: string): Promise<Plugin> {
+    return plugin(await this.#unary<WirePlugin>('Inspect', { id }));
+  }
+
+  async list(): Promise<Plugin[]> {
+    return (await this.#unary<{ plugins: WirePlugin[] }>('List', {})).plugins.map(plugin);
+  }
+
+  async signal(id: string, signal: string): Promise<boolean> {
+    return (await this.#unary<{ delivered: boolean }>('Signal', { id, signal })).delivered;
+  }
+
+  async stop(id: string, timeoutSeconds?: number): Promise<{ exitStatus: number; exitedAt: Date | undefined }> {
+    const req: Record<string, unknown> = { id };
+    if (timeoutSeconds !== undefined) req.timeoutSeconds = timeoutSeconds;
+    const deadline = this.#timeoutMs + (Number.isFinite(timeoutSeconds) ? (timeoutSeconds as number) * 1000 : 0);
+    const res = await this.#unary<{ exitStatus: number; exitedAt: Timestamp | null }>('Stop', req, deadline);
+    return { exitStatus: res.exitStatus, exitedAt: date(res.exitedAt) };
+  }
+
+  async remove(id: string, force = false): Promise<void> {
+    await this.#unary('Remove', { id, force });
+  }
+
+  #stream<T>(method: string, req: object, map: (m: never) => T): AsyncGenerator<T> {
+    const open = (): grpc.ClientReadableStream<unknown> =>
+      (this.#stub[method] as (...a: unknown[]) => grpc.ClientReadableStream<unknown>).call(this.#stub, req, new grpc.Metadata({ waitForReady: true }));
+    const connected = this.connected();
+    return (async function* () {
+      await connected;
+      const call = open();
+      try {
+        for await (const m of call) yield map(m as never);
+      } catch (err) {
+        throw fromGrpcStatus(err);
+      } finally {
+        call.cancel();
+      }
+    })();
+  }
+
+  logs(id: string, options: { stream?: 'stdout' | 'stderr'; tail?: number; follow?: boolean } = {}): AsyncGenerator<{ stream: string; data: Buffer }> {
+    const req: Record<string, unknown> = { id, stream: options.stream ?? '', follow: options.follow ?? false };
+    if (options.tail !== undefined) req.tail = options.tail;
+    return this.#stream('Logs', req, (m: { stream: string; data: Buffer }) => m);
+  }
+
+  /** Exits as plugind handles them, from now on; ends when the client closes it (return()). */
+  events(): AsyncGenerator<ExitEvent> {
+    return this.#stream('Events', {}, (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null }) => ({
+      id: m.id,
+      pid: m.pid,
+      exitStatus: m.exitStatus,
+      exitedAt: date(m.exitedAt),
+    }));
+  }
+
+  /** Test hook (plugind with PLUGIND_TEST_HOOKS=1): kills a shard's worker thread. */
+  async crashWorker(shard: number): Promise<void> {
+    const Ctor = grpc.makeGenericClientConstructor(debugService(), 'Debug');
+    const debug = new Ctor('unused', grpc.credentials.createInsecure(), { channelOverride: this.#stub.getChannel() }) as unknown as Stub;
+    await new Promise<void>((resolve, reject) =>
+      (debug['CrashWorker'] as (...a: unknown[]) => unknown).call(debug, { shard }, { deadline: Date.now() + 10_000 }, (err: unknown) =>
+        err ? reject(fromGrpcStatus(err)) : resolve(),
+      ),
+    );
+  }
+
+  close(): void {
+    this.#stub.close();
+  }
+}

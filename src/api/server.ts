@@ -1,0 +1,279 @@
+// The plugind.v1 gRPC server: turns API calls into coordinator calls and
+// coordinator errors into gRPC status codes whose messages name the plugin.
+// Calls that arrive while plugind is still restoring wait for it.
+import * as grpc from '@grpc/grpc-js';
+import { chmod, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
+import type { Coordinator, PluginInfo } from '../coordinator/index.js';
+import { defaultSpec, mergeEnv, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
+import { debugService, grpcTarget, parseApiAddress, pluginsService, toGrpcStatus, type ApiAddress } from './wire.js';
+
+// Room for a spec well past the 1 MiB we accept, so that an oversized one
+// is answered INVALID_ARGUMENT with its size rather than RESOURCE_EXHAUSTED.
+const MAX_MESSAGE = 32 << 20;
+
+export interface ApiServerOptions {
+  coordinator: Coordinator;
+  /** unix:///PATH (created 0600) or tcp://127.0.0.1:PORT. */
+  address: string;
+  /** containerd namespace, for the default spec's cgroup path. */
+  namespace: string;
+  /** Resolves when the coordinator has restored; calls wait for it. */
+  ready: Promise<void>;
+  /** Serve the Debug service (tests). */
+  testHooks?: boolean;
+  logger?: Logger;
+}
+
+interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+
+function ts(d: Date | undefined): Timestamp | null {
+  if (!d) return null;
+  const ms = d.getTime();
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
+}
+
+function pluginMessage(p: PluginInfo): Record<string, unknown> {
+  return {
+    id: p.id,
+    state: p.state,
+    pid: p.pid,
+    shard: p.shard,
+    createdAt: ts(p.createdAt),
+    exited: p.exitStatus !== undefined,
+    exitStatus: p.exitStatus ?? 0,
+    exitedAt: ts(p.exitedAt),
+    restart: p.settings.restart,
+    autoRemove: p.settings.autoRemove,
+  };
+}
+
+function exitMessage(e: PluginExit): Record<string, unknown> {
+  return { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
+}
+
+const invalid = (message: string): CodedError => new CodedError(ErrorCode.InvalidArgument, message);
+
+interface RunRequest {
+  id: string;
+  rootfs: string;
+  args: string[];
+  env: string[];
+  specJson: string;
+  autoRemove: boolean;
+  restart: string;
+  log: { mode: string; maxSize: number; maxFiles: number; bufferSize: number } | null;
+}
+
+/** The spec and settings a run request asks for, or INVALID_ARGUMENT naming what is wrong. */
+export function specFromRun(req: RunRequest, namespace: string): { spec: OciSpec; settings: PluginSettingsInput } {
+  const what = `plugin ${req.id}`;
+  let spec: OciSpec;
+  if (req.specJson && req.rootfs) throw invalid(`${what}: give a rootfs or a spec, not both`);
+  if (req.specJson) {
+    const bytes = Buffer.byteLength(req.specJson);
+    if (bytes > 1 << 20) throw invalid(`${what}: spec is ${bytes} bytes; at most ${1 << 20}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(req.specJson);
+    } catch (err) {
+      throw invalid(`${what}: spec is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(`${what}: spec is not a JSON object`);
+    spec = parsed as OciSpec;
+    if (typeof spec.process === 'object' && spec.process !== null) {
+      if (req.args.length > 0) spec.process.args = req.args;
+      if (req.env.length > 0) spec.process.env = mergeEnv(Array.isArray(spec.process.env) ? spec.process.env : [], req.env);
+    }
+  } else if (req.rootfs) {
+    if (req.args.length === 0) throw invalid(`${what}: no command given (plugind run ID --rootfs DIR -- CMD ARG...)`);
+    for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: env ${JSON.stringify(e)} is not K=V`);
+    spec = defaultSpec({ rootfs: req.rootfs, args: req.args, env: req.env, namespace, id: req.id });
+  } else {
+    throw invalid(`${what}: give --rootfs DIR -- CMD or --spec FILE`);
+  }
+  const settings: PluginSettingsInput = { autoRemove: req.autoRemove };
+  if (req.restart) settings.restart = req.restart;
+  if (req.log) {
+    const log: NonNullable<PluginSettingsInput['log']> = {};
+    if (req.log.mode) log.mode = req.log.mode as 'blocking' | 'non-blocking';
+    if (req.log.maxSize) log.maxSize = req.log.maxSize;
+    if (req.log.maxFiles) log.maxFiles = req.log.maxFiles;
+    if (req.log.bufferSize) log.bufferSize = req.log.bufferSize;
+    settings.log = log;
+  }
+  return { spec, settings };
+}
+
+export class ApiServer {
+  readonly address: ApiAddress;
+  readonly #server: grpc.Server;
+  readonly #o: ApiServerOptions;
+  readonly #log: Logger;
+  readonly #streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  #boundPort = 0;
+
+  constructor(options: ApiServerOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    this.address = parseApiAddress(options.address);
+    this.#server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE });
+    this.#server.addService(pluginsService(), this.#handlers());
+    if (options.testHooks) {
+      this.#server.addService(debugService(), {
+        CrashWorker: this.#unary(async (req: { shard: number }) => {
+          await options.coordinator.crashWorker(req.shard);
+          return {};
+        }),
+      });
+    }
+  }
+
+  /** The TCP port bound (useful with port 0). */
+  get port(): number {
+    return this.#boundPort;
+  }
+
+  #unary<Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      this.#o.ready
+        .then(() => fn(call.request))
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => {
+            callback(toGrpcStatus(err));
+          },
+        );
+    };
+  }
+
+  #handlers(): grpc.UntypedServiceImplementation {
+    const co = this.#o.coordinator;
+    return {
+      Run: this.#unary(async (req: RunRequest) => {
+        const { spec, settings } = specFromRun(req, this.#o.namespace);
+        const { pid, shard } = await co.run(req.id, spec, settings);
+        return { id: req.id, pid, shard };
+      }),
+      Inspect: this.#unary(async (req: { id: string }) => pluginMessage(await co.inspect(req.id))),
+      List: this.#unary(async () => ({ plugins: (await co.list()).map(pluginMessage) })),
+      Signal: this.#unary(async (req: { id: string; signal: string }) => {
+        if (!req.signal) throw invalid(`plugin ${req.id}: no signal given`);
+        return { delivered: await co.signal(req.id, req.signal) };
+      }),
+      Stop: this.#unary(async (req: { id: string; timeoutSeconds?: number }) => {
+        const timeoutMs = req.timeoutSeconds === undefined ? 10_000 : req.timeoutSeconds * 1000;
+        const exit = await co.stop(req.id, timeoutMs);
+        return { exitStatus: exit.exitStatus, exitedAt: ts(exit.exitedAt) };
+      }),
+      Remove: this.#unary(async (req: { id: string; force: boolean }) => {
+        await co.remove(req.id, req.force);
+        return {};
+      }),
+      Logs: (call: grpc.ServerWritableStream<{ id: string; stream: string; tail?: number; follow: boolean }, unknown>) => {
+        void this.#logs(call);
+      },
+      Events: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const onExit = (e: PluginExit): void => {
+          call.write(exitMessage(e));
+        };
+        co.on('exit', onExit);
+        this.#streams.add(call);
+        const done = (): void => {
+          co.off('exit', onExit);
+          this.#streams.delete(call);
+        };
+        call.on('cancelled', done);
+        call.on('close', done);
+        call.on('error', done);
+      },
+    };
+  }
+
+  async #logs(call: grpc.ServerWritableStream<{ id: string; stream: string; tail?: number; follow: boolean }, unknown>): Promise<void> {
+    const req = call.request;
+    this.#streams.add(call);
+    let cancelled = false;
+    call.on('cancelled', () => (cancelled = true));
+    try {
+      await this.#o.ready;
+      if (req.stream && req.stream !== 'stdout' && req.stream !== 'stderr') throw invalid(`plugin ${req.id}: stream ${JSON.stringify(req.stream)}: want stdout or stderr`);
+      const opts: { stream?: StreamName; tail?: number; follow: boolean } = { follow: req.follow };
+      if (req.stream) opts.stream = req.stream as StreamName;
+      if (req.tail !== undefined) opts.tail = req.tail;
+      for await (const chunk of this.#o.coordinator.logs(req.id, opts)) {
+        if (cancelled) break;
+        if (!call.write({ stream: chunk.stream, data: chunk.data })) {
+          await new Promise<void>((resolve) => {
+            call.once('drain', resolve);
+            call.once('cancelled', resolve);
+          });
+        }
+      }
+      call.end();
+    } catch (err) {
+      call.destroy(Object.assign(new Error((err as Error).message), toGrpcStatus(err)));
+    } finally {
+      this.#streams.delete(call);
+    }
+  }
+
+  /**
+   * Binds and starts serving. A unix socket is created mode 0600 (umask, so
+   * it never exists with wider access); a stale socket left by a plugind
+   * that died is replaced, a live one is refused.
+   */
+  async listen(): Promise<void> {
+    const a = this.address;
+    if (a.kind === 'unix') {
+      if (Buffer.byteLength(a.path) > 107) throw invalid(`API socket path ${a.path} is longer than 107 bytes`);
+      await removeStaleSocket(a.path);
+    }
+    const creds = grpc.ServerCredentials.createInsecure();
+    const old = a.kind === 'unix' ? process.umask(0o177) : undefined;
+    try {
+      this.#boundPort = await new Promise<number>((resolve, reject) =>
+        this.#server.bindAsync(grpcTarget(a), creds, (err, port) => (err ? reject(err) : resolve(port))),
+      );
+    } finally {
+      if (old !== undefined) process.umask(old);
+    }
+    if (a.kind === 'unix') await chmod(a.path, 0o600);
+    this.#log.info({ address: a.kind === 'unix' ? `unix://${a.path}` : `tcp://${a.host}:${this.#boundPort}` }, 'API listening');
+  }
+
+  /** Stops accepting, ends open streams, waits for unary calls in flight (bounded). */
+  async close(): Promise<void> {
+    for (const s of this.#streams) s.end();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, 5000);
+      this.#server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    if (this.address.kind === 'unix') await unlink(this.address.path).catch(() => {});
+  }
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  const live = await new Promise<boolean>((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+  if (live) throw new CodedError(ErrorCode.AlreadyExists, `another plugind is serving on ${path}`);
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}

@@ -1,0 +1,131 @@
+// `plugind serve` as an object: embedded (or external) containerd, the
+// coordinator and its shard workers, the gRPC API and the metrics server,
+// started in an order that loses no exit and stopped in reverse.
+import { availableParallelism } from 'node:os';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
+import { Coordinator } from '../coordinator/index.js';
+import { MetricsServer } from './http.js';
+import { ApiServer } from './server.js';
+
+export interface ServiceOptions {
+  dataDir: string;
+  /** Use this containerd; unset: start and supervise one under the data dir. */
+  containerdAddress?: string;
+  /** Default "plugind". */
+  namespace?: string;
+  /** Shard worker threads. Default: CPU count. */
+  workers?: number;
+  /** Default unix://<dataDir>/plugind.sock. */
+  address?: string;
+  /** Default 127.0.0.1:9464; empty string: no metrics server. */
+  metricsAddress?: string;
+  stopPluginsOnExit?: boolean;
+  logLevel?: string;
+  testHooks?: boolean;
+  logger?: Logger;
+}
+
+export class Service {
+  readonly dataDir: string;
+  readonly #o: ServiceOptions;
+  readonly #log: Logger;
+  #supervisor: ContainerdSupervisor | undefined;
+  #coordinator: Coordinator | undefined;
+  #api: ApiServer | undefined;
+  #metrics: MetricsServer | undefined;
+  #metricsAddress: { host: string; port: number } | undefined;
+  #stopped = false;
+
+  constructor(options: ServiceOptions) {
+    this.#o = options;
+    this.dataDir = resolve(options.dataDir);
+    this.#log = options.logger ?? silentLogger;
+  }
+
+  get coordinator(): Coordinator {
+    if (!this.#coordinator) throw new CodedError(ErrorCode.FailedPrecondition, 'service not started');
+    return this.#coordinator;
+  }
+
+  get apiAddress(): string {
+    return this.#o.address ?? `unix://${join(this.dataDir, 'plugind.sock')}`;
+  }
+
+  get metricsAddress(): { host: string; port: number } | undefined {
+    return this.#metricsAddress;
+  }
+
+  get pidFile(): string {
+    return join(this.dataDir, 'plugind.pid');
+  }
+
+  async #lock(): Promise<void> {
+    const prev = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
+    if (prev && prev !== process.pid) {
+      const alive = await readFile(`/proc/${prev}/cmdline`, 'utf8').then(
+        (c) => c.includes('plugind'),
+        () => false,
+      );
+      if (alive) throw new CodedError(ErrorCode.AlreadyExists, `another plugind (pid ${prev}) is using data dir ${this.dataDir}`);
+    }
+    await writeFile(this.pidFile, `${process.pid}\n`);
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    await mkdir(this.dataDir, { recursive: true, mode: 0o711 });
+    await this.#lock();
+    let address = o.containerdAddress;
+    if (!address) {
+      this.#supervisor = new ContainerdSupervisor({ dataDir: this.dataDir, logger: this.#log.child?.({ component: 'containerd' }) ?? this.#log });
+      await this.#supervisor.start();
+      address = this.#supervisor.address;
+    }
+    const namespace = o.namespace ?? 'plugind';
+    const co = new Coordinator({
+      containerdAddress: address,
+      namespace,
+      dataDir: this.dataDir,
+      workers: o.workers ?? availableParallelism(),
+      logLevel: o.logLevel ?? 'info',
+      logger: this.#log,
+      testHooks: o.testHooks ?? false,
+    });
+    this.#coordinator = co;
+    let markReady!: () => void;
+    let failReady!: (err: Error) => void;
+    const ready = new Promise<void>((res, rej) => {
+      markReady = res;
+      failReady = rej;
+    });
+    ready.catch(() => {});
+    this.#api = new ApiServer({ coordinator: co, address: this.apiAddress, namespace, ready, testHooks: o.testHooks ?? false, logger: this.#log });
+    await this.#api.listen();
+    const metricsAddress = o.metricsAddress ?? '127.0.0.1:9464';
+    if (metricsAddress) {
+      this.#metrics = new MetricsServer(co, this.#log);
+      this.#metricsAddress = await this.#metrics.listen(metricsAddress);
+    }
+    try {
+      const counts = await co.start();
+      markReady();
+      this.#log.info({ ...counts, workers: co.shards.length, namespace, containerd: address }, 'plugind ready');
+    } catch (err) {
+      failReady(err as Error);
+      throw err;
+    }
+  }
+
+  /** Graceful: plugins keep running (the next serve restores them) unless stopPluginsOnExit. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#api?.close();
+    await this.#coordinator?.close({ stopPlugins: this.#o.stopPluginsOnExit ?? false });
+    await this.#metrics?.close();
+    await this.#supervisor?.stop();
+    await rm(this.pidFile, { force: true });
+  }
+}
