@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what plugind and its tests need on a Debian host (run as root):
-# containerd, runc and a static busybox for test plugins from Debian, and the
+# containerd, runc, a static busybox for test plugins and prometheus (promtool,
+# a real scraper) from Debian, and the
 # npm dependencies. Idempotent: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in containerd runc busybox-static; do
+for pkg in containerd runc busybox-static prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

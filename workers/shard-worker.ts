@@ -39,6 +39,7 @@ function start(): Promise<State> {
       client,
       dataDir: config.dataDir,
       owns: (id) => shardOf(id, config.shards) === config.shard,
+      name: `shard${config.shard}`,
       fdHooks: new FdLedger(config.fdLedger),
       onBytes: (stream, n) => metrics.bytes(stream, n),
       onDropped: (stream, n) => metrics.dropped(stream, n),

@@ -147,31 +147,22 @@ export class PluginsClient {
     await this.#unary('Remove', { id, force });
   }
 
-  #stream<T>(method: string, req: object, map: (m: never) => T): AsyncGenerator<T> {
-    const open = (): grpc.ClientReadableStream<unknown> =>
-      (this.#stub[method] as (...a: unknown[]) => grpc.ClientReadableStream<unknown>).call(this.#stub, req, new grpc.Metadata({ waitForReady: true }));
-    const connected = this.connected();
-    return (async function* () {
-      await connected;
-      const call = open();
-      try {
-        for await (const m of call) yield map(m as never);
-      } catch (err) {
-        throw fromGrpcStatus(err);
-      } finally {
-        call.cancel();
-      }
-    })();
+  #stream<T>(method: string, req: object, map: (m: never) => T): ServerStream<T> {
+    return new ServerStream(
+      this.connected(),
+      () => (this.#stub[method] as (...a: unknown[]) => grpc.ClientReadableStream<unknown>).call(this.#stub, req, new grpc.Metadata({ waitForReady: true })),
+      map,
+    );
   }
 
-  logs(id: string, options: { stream?: 'stdout' | 'stderr'; tail?: number; follow?: boolean } = {}): AsyncGenerator<{ stream: string; data: Buffer }> {
+  logs(id: string, options: { stream?: 'stdout' | 'stderr'; tail?: number; follow?: boolean } = {}): ServerStream<{ stream: string; data: Buffer }> {
     const req: Record<string, unknown> = { id, stream: options.stream ?? '', follow: options.follow ?? false };
     if (options.tail !== undefined) req.tail = options.tail;
     return this.#stream('Logs', req, (m: { stream: string; data: Buffer }) => m);
   }
 
-  /** Exits as plugind handles them, from now on; ends when the client closes it (return()). */
-  events(): AsyncGenerator<ExitEvent> {
+  /** Exits as plugind handles them, from now on, until close(). */
+  events(): ServerStream<ExitEvent> {
     return this.#stream('Events', {}, (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null }) => ({
       id: m.id,
       pid: m.pid,
@@ -193,5 +184,44 @@ export class PluginsClient {
 
   close(): void {
     this.#stub.close();
+  }
+}
+
+/**
+ * A server stream as an async iterable. close() cancels the call and ends a
+ * pending iteration quietly: an async generator could not be stopped while
+ * it waits for the next message.
+ */
+export class ServerStream<T> implements AsyncIterable<T> {
+  readonly #connected: Promise<void>;
+  readonly #open: () => grpc.ClientReadableStream<unknown>;
+  readonly #map: (m: never) => T;
+  #call: grpc.ClientReadableStream<unknown> | undefined;
+  #closed = false;
+
+  constructor(connected: Promise<void>, open: () => grpc.ClientReadableStream<unknown>, map: (m: never) => T) {
+    this.#connected = connected;
+    this.#open = open;
+    this.#map = map;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    await this.#connected;
+    if (this.#closed) return;
+    const call = this.#open();
+    this.#call = call;
+    try {
+      for await (const m of call) yield this.#map(m as never);
+    } catch (err) {
+      if (this.#closed) return;
+      throw fromGrpcStatus(err);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#call?.cancel();
   }
 }

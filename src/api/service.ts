@@ -107,6 +107,7 @@ export class Service {
     if (metricsAddress) {
       this.#metrics = new MetricsServer(co, this.#log);
       this.#metricsAddress = await this.#metrics.listen(metricsAddress);
+      this.#log.info({ metrics: `${this.#metricsAddress.host}:${this.#metricsAddress.port}` }, 'metrics listening');
     }
     try {
       const counts = await co.start();

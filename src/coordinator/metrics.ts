@@ -34,6 +34,10 @@ export class ServiceMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters, which promtool rejects.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
   }
 
   /** Prometheus text for the whole process, given each worker's getMetricsAsJSON(). */

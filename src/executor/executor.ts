@@ -79,6 +79,8 @@ export interface ExecutorOptions {
   onExit?: (exit: PluginExit) => void;
   /** Which ids this executor owns (a shard); restoreAll() skips the rest. Default: all. */
   owns?: (id: string) => boolean;
+  /** A name for this executor's FIFO pool when several share a data dir (shards). */
+  name?: string;
   onBytes?: (stream: StreamName, bytes: number) => void;
   onDropped?: (stream: StreamName, bytes: number) => void;
   /** Told of log file fds as they open and close (see FdHooks). */
@@ -180,7 +182,7 @@ export class Executor {
     this.#client = options.client;
     this.#runtime = { name: options.runtime ?? DEFAULT_RUNTIME };
     if (options.runcOptions) this.#runtime.options = packRuncOptions(options.runcOptions);
-    this.#fifos = new FifoPool({ root: join(options.dataDir, 'fifo') });
+    this.#fifos = new FifoPool({ root: join(options.dataDir, 'fifo'), poolName: `.pool${options.name ? `-${options.name}` : ''}` });
     this.#logRoot = join(options.dataDir, 'logs');
     this.#onExit = options.onExit ?? (() => {});
     this.#owns = options.owns ?? (() => true);

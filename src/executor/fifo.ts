@@ -20,8 +20,13 @@ export interface FifoSet {
 }
 
 export interface FifoPoolOptions {
-  /** Root of the FIFO sets; the pool lives in `<root>/.pool`. */
+  /** Root of the FIFO sets. */
   root: string;
+  /**
+   * The pool's directory under root, private to this pool: pools of
+   * different threads must not share one. Default ".pool".
+   */
+  poolName?: string;
   /** Sets made per `mkfifo` spawn. Default 32. */
   batch?: number;
 }
@@ -36,7 +41,9 @@ export class FifoPool {
 
   constructor(options: FifoPoolOptions) {
     this.root = options.root;
-    this.#pool = join(options.root, '.pool');
+    const poolName = options.poolName ?? '.pool';
+    if (!/^\.[A-Za-z0-9._-]+$/.test(poolName)) throw new RangeError(`FifoPool poolName ${poolName}: want a dot-name`);
+    this.#pool = join(options.root, poolName);
     this.#batch = options.batch ?? 32;
     if (!(this.#batch >= 1)) throw new RangeError(`FifoPool batch ${this.#batch}: want at least 1`);
   }
@@ -60,7 +67,8 @@ export class FifoPool {
       await execFileP('mkfifo', ['-m', '600', ...paths]);
     } catch (err) {
       await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-      throw new Error(`mkfifo failed: ${(err as Error).message}`, { cause: err });
+      const stderr = String((err as { stderr?: unknown }).stderr ?? '').split('\n')[0] || (err as Error).message;
+      throw new Error(`cannot make FIFOs in ${this.#pool}: ${stderr}`, { cause: err });
     }
     this.#ready.push(...dirs);
   }
@@ -96,7 +104,8 @@ export class FifoPool {
   /** Whether a path reported by containerd names a set of ours. */
   owns(path: string): boolean {
     const rel = relative(this.root, path);
-    return rel !== '' && !rel.startsWith('..') && !rel.startsWith('.pool') && rel.split(sep).length === 2;
+    // Sets live at <root>/<name>/; dot-names are pools.
+    return rel !== '' && !rel.startsWith('.') && rel.split(sep).length === 2;
   }
 
   /** The set a FIFO path (as a task reports it) belongs to. */
@@ -109,7 +118,7 @@ export class FifoPool {
   /** Names of the sets in use (not in the pool). */
   async list(): Promise<string[]> {
     try {
-      return (await readdir(this.root)).filter((n) => n !== '.pool');
+      return (await readdir(this.root)).filter((n) => !n.startsWith('.'));
     } catch {
       return [];
     }

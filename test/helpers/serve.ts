@@ -1,0 +1,87 @@
+// Runs the real `plugind serve` (the CLI, from source) as a child process
+// against the harness's containerd, and talks to it through the API client.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { PluginsClient } from '../../src/api/client.js';
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+
+export interface Served {
+  child: ChildProcess;
+  pid: number;
+  address: string;
+  metricsUrl: string;
+  client: PluginsClient;
+  logs: string[];
+  /** SIGTERM (graceful) or SIGKILL, and wait for the process to end. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function serve(opts: { dataDir: string; containerdAddress: string; namespace: string; workers?: number; extra?: string[] }): Promise<Served> {
+  mkdirSync(opts.dataDir, { recursive: true });
+  const address = `unix://${join(opts.dataDir, 'plugind.sock')}`;
+  const args = [
+    '--import',
+    'tsx',
+    MAIN,
+    'serve',
+    '--data-dir',
+    opts.dataDir,
+    '--containerd-address',
+    opts.containerdAddress,
+    '--namespace',
+    opts.namespace,
+    '--workers',
+    String(opts.workers ?? 2),
+    '--metrics-address',
+    '127.0.0.1:0',
+    ...(opts.extra ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PLUGIND_TEST_HOOKS: '1' } });
+  const logs: string[] = [];
+  let metrics = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      logs.push(line);
+      const m = /"metrics":"([^"]+)"/.exec(line);
+      if (m) metrics = m[1] as string;
+      if (line.includes('"msg":"plugind ready"')) resolve();
+    });
+    createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
+    child.once('exit', (code) => reject(new Error(`plugind serve exited (${code}) before ready:\n${logs.join('\n')}`)));
+  });
+  await ready;
+  const client = new PluginsClient(address);
+  return {
+    child,
+    pid: child.pid as number,
+    address,
+    metricsUrl: `http://${metrics}/metrics`,
+    client,
+    logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      client.close();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export async function metricsText(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status}`);
+  return res.text();
+}
+
+/** The value of one sample line (`name{labels} value`), or undefined. */
+export function sample(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
