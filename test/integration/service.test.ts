@@ -174,3 +174,40 @@ test('a serve restart restores every running plugin; SIGTERM leaves them running
   for (const p of running) await s.client.remove(p.id, true);
   assert.deepEqual((await s.client.list()).map((p) => p.id), []);
 });
+
+test('restart policy on-failure:2 runs a failing plugin twice more, then leaves it stopped; logs carry on', async () => {
+  const seen: ExitEvent[] = [];
+  const stream = s.client.events();
+  void (async () => {
+    for await (const e of stream) seen.push(e);
+  })().catch(() => {});
+  await sleep(100);
+  await s.client.run('flaky', { rootfs: h.rootfs, args: ['sh', '-c', 'echo attempt; exit 1'], restart: 'on-failure:2' });
+  await until('3 exits of flaky', () => seen.filter((e) => e.id === 'flaky').length >= 3, 20_000);
+  await sleep(1500);
+  assert.equal(seen.filter((e) => e.id === 'flaky').length, 3, 'no fourth run');
+  const p = await s.client.inspect('flaky');
+  assert.equal(p.state, 'stopped');
+  assert.equal(p.exitStatus, 1);
+  assert.equal(p.restart, 'on-failure:2');
+  assert.equal(await text(s.client, 'flaky', 'stdout'), 'attempt\nattempt\nattempt\n');
+  await s.client.remove('flaky');
+  stream.close();
+});
+
+test('--stop-plugins-on-exit stops every plugin on SIGTERM', async () => {
+  events?.close();
+  await s.stop('SIGTERM');
+  s = await serve({ dataDir, containerdAddress: h.address, namespace, extra: ['--stop-plugins-on-exit'] });
+  await s.client.run('stopme', { rootfs: h.rootfs, args: ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 0.1; done"] });
+  const { pid } = await s.client.inspect('stopme');
+  await s.stop('SIGTERM');
+  assert.throws(() => execFileSync('kill', ['-0', String(pid)], { stdio: 'ignore' }), 'the plugin process is gone');
+  const c = h.client('x').withNamespace(namespace);
+  assert.deepEqual((await c.tasks.list()).map((t) => t.containerId), []);
+  assert.equal((await c.containers.get('stopme')).labels['io.plugind.exit-status'], '0');
+  s = await serve({ dataDir, containerdAddress: h.address, namespace });
+  assert.equal((await s.client.inspect('stopme')).state, 'stopped');
+  await s.client.remove('stopme');
+  c.close();
+});
