@@ -5,6 +5,7 @@
 // serve restart that restores them.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
@@ -97,6 +98,10 @@ test('50 plugins over 2 shards: output, exits once each, metrics that add up', a
   const listed = await s.client.list();
   assert.equal(listed.filter((p) => p.id.startsWith('batch-') && p.state === 'stopped').length, 50);
 
+  assert.equal(statSync(s.address.slice('unix://'.length)).mode & 0o777, 0o600, 'API socket is 0600');
+  const base = s.metricsUrl.replace(/\/metrics$/, '');
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
   const m = await metricsText(s.metricsUrl);
   assert.equal(sample(m, 'plugind_exits_total'), 50);
   assert.equal(sample(m, 'plugind_create_duration_seconds_count'), 50);
