@@ -21,6 +21,8 @@ export interface ExitEvent {
   pid: number;
   exitStatus: number;
   exitedAt: Date | undefined;
+  /** containerd's event timestamp in ms (sub-ms precision), when an event reported it. */
+  eventTimestampMs?: number;
 }
 
 export interface RunOptions {
@@ -163,12 +165,11 @@ export class PluginsClient {
 
   /** Exits as plugind handles them, from now on, until close(). */
   events(): ServerStream<ExitEvent> {
-    return this.#stream('Events', {}, (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null }) => ({
-      id: m.id,
-      pid: m.pid,
-      exitStatus: m.exitStatus,
-      exitedAt: date(m.exitedAt),
-    }));
+    return this.#stream('Events', {}, (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null }) => {
+      const e: ExitEvent = { id: m.id, pid: m.pid, exitStatus: m.exitStatus, exitedAt: date(m.exitedAt) };
+      if (m.eventTimestamp) e.eventTimestampMs = m.eventTimestamp.seconds * 1000 + m.eventTimestamp.nanos / 1e6;
+      return e;
+    });
   }
 
   /** Test hook (plugind with PLUGIND_TEST_HOOKS=1): kills a shard's worker thread. */

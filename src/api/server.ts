@@ -53,7 +53,12 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
 }
 
 function exitMessage(e: PluginExit): Record<string, unknown> {
-  return { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
+  const m: Record<string, unknown> = { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
+  if (e.eventTimestampMs !== undefined) {
+    const ms = Math.floor(e.eventTimestampMs);
+    m.eventTimestamp = { seconds: Math.floor(ms / 1000), nanos: Math.round((e.eventTimestampMs - Math.floor(ms / 1000) * 1000) * 1e6) };
+  }
+  return m;
 }
 
 const invalid = (message: string): CodedError => new CodedError(ErrorCode.InvalidArgument, message);

@@ -104,10 +104,14 @@ interface Plugin {
   settings: PluginSettings;
   io: PluginIO | undefined;
   exit: PluginExit | undefined;
-  /** Resolves when the current task's exit has been handled. */
+  /** Task deleted, output flushed, exit recorded on the container. */
+  reaped: boolean;
+  /** Resolves when the current task's exit has been handled and reaped. */
   exited: Promise<PluginExit>;
   resolveExited: (e: PluginExit) => void;
 }
+
+type RestoreOutcome = 'running' | 'stopped' | 'exited' | 'removed';
 
 const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
 const MAX_SPEC_BYTES = 1 << 20;
@@ -120,7 +124,7 @@ const UNKNOWN_EXIT_STATUS = 255;
 function newPlugin(id: string, fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'>): Plugin {
   let resolveExited!: (e: PluginExit) => void;
   const exited = new Promise<PluginExit>((r) => (resolveExited = r));
-  return { id, ...fields, exit: undefined, exited, resolveExited };
+  return { id, ...fields, exit: undefined, reaped: false, exited, resolveExited };
 }
 
 /** Accepts a signal number or name (`TERM`, `SIGTERM`, `sigterm`). */
@@ -232,23 +236,42 @@ export class Executor {
       const container = { id, labels: settingsToLabels(settings), runtime: this.#runtime, spec: packSpec(spec) };
       // A stopped record we know of is replaced without a failing create first.
       if (known) await this.#replaceStale(id, keepLogs);
+      // FIFOs and log files are readied while containerd creates the
+      // container: they do not depend on each other.
+      const prepare = async (): Promise<{ fifos: FifoSet; io: PluginIO }> => {
+        const fifos = await this.#fifos.take(setName(id));
+        try {
+          return { fifos, io: await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings)) };
+        } catch (err) {
+          await this.#fifos.remove(fifos).catch(() => {});
+          throw err;
+        }
+      };
+      let prepared = prepare();
+      prepared.catch(() => {});
       let created: Container;
       try {
         created = await this.#client.containers.create(container);
       } catch (err) {
-        if (!isAlreadyExists(err)) throw forPlugin(id, err);
+        const stale = isAlreadyExists(err);
+        // An old record's cleanup removes its log dir: give up what was prepared first.
+        const p = await prepared.catch(() => undefined);
+        p?.io.destroy();
+        await Promise.all([p && this.#fifos.remove(p.fifos).catch(() => {}), stale ? undefined : rm(this.#logDir(id), { recursive: true, force: true })]);
+        if (!stale) throw forPlugin(id, err);
         await this.#replaceStale(id, keepLogs);
         try {
           created = await this.#client.containers.create(container);
         } catch (retryErr) {
           throw forPlugin(id, retryErr);
         }
+        prepared = prepare();
+        prepared.catch(() => {});
       }
       let fifos: FifoSet | undefined;
       let io: PluginIO | undefined;
       try {
-        fifos = await this.#fifos.take(setName(id));
-        io = await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings));
+        ({ fifos, io } = await prepared);
         const pid = await this.#client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr });
         const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
         this.#plugins.set(id, plugin);
@@ -257,6 +280,11 @@ export class Executor {
         return { pid };
       } catch (err) {
         this.#plugins.delete(id);
+        if (!io) {
+          const p = await prepared.catch(() => undefined);
+          io = p?.io;
+          fifos = p?.fifos;
+        }
         await this.#removeEverything(id, io, fifos);
         throw forPlugin(id, err);
       }
@@ -282,9 +310,9 @@ export class Executor {
   }
 
   /** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
-  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
+  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false, taskGone = false): Promise<void> {
     const steps: Array<Promise<unknown>> = [];
-    await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
+    if (!taskGone) await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
     io?.destroy();
     steps.push(this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
     if (fifos) steps.push(this.#fifos.remove(fifos));
@@ -317,45 +345,64 @@ export class Executor {
   }
 
   /**
-   * Handles one exit, once: delete the task (reaping it), let the copy loops
-   * drain and close, remove the FIFOs, record the exit on the container,
-   * then tell onExit. A repeated or stale exit (other pid) is ignored.
+   * Handles one exit, once. The exit is recorded in memory and told to
+   * onExit first; then it is reaped: task deleted, copy loops drained and
+   * closed, FIFOs removed, exit recorded on the container (or container and
+   * logs removed, with autoRemove). Reaping costs a shim round trip (~20 ms)
+   * that listeners need not wait for; everything else done to this id (rm,
+   * run, logs, stop's return) queues behind it. A repeated or stale exit
+   * (another pid) is ignored.
    */
   #exit(id: string, e: { pid: number; exitStatus: number; exitedAt: Date }, eventTimestampMs?: number): Promise<void> {
     return this.#queue.run(id, async () => {
       const p = this.#plugins.get(id);
       if (!p || p.state === 'stopped' || (e.pid !== 0 && p.pid !== 0 && p.pid !== e.pid)) return;
-      try {
-        await this.#client.tasks.delete(id);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      // After the delete the shim has closed its write ends: EOF follows.
-      if (p.io) {
-        await p.io.close();
-        await this.#fifos.remove(p.io.fifos).catch(() => {});
-      }
       const exit: PluginExit = { id, pid: p.pid || e.pid, exitStatus: e.exitStatus, exitedAt: e.exitedAt };
       if (eventTimestampMs !== undefined) exit.eventTimestampMs = eventTimestampMs;
-      if (p.settings.autoRemove) {
-        await this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
-        await rm(this.#logDir(id), { recursive: true, force: true });
-        this.#plugins.delete(id);
-      } else {
-        await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
-          if (!isNotFound(err)) throw err;
-        });
-      }
+      const io = p.io;
       p.state = 'stopped';
       p.io = undefined;
       p.exit = exit;
-      p.resolveExited(exit);
+      p.reaped = false;
       try {
         this.#onExit(exit);
       } catch (err) {
         this.#log.error({ plugin: id, err }, 'exit callback threw');
       }
+      await this.#reap(p, io);
     });
+  }
+
+  /** Called inside the id's queue. A failure leaves `reaped` false; restoreAll retries it. */
+  async #reap(p: Plugin, io: PluginIO | undefined): Promise<void> {
+    const { id } = p;
+    const exit = p.exit as PluginExit;
+    try {
+      await this.#client.tasks.delete(id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    // After the delete the shim has closed its write ends: EOF follows.
+    if (io) {
+      await io.close();
+      await this.#fifos.remove(io.fifos).catch(() => {});
+    }
+    if (p.settings.autoRemove) {
+      await this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+      await rm(this.#logDir(id), { recursive: true, force: true });
+      if (this.#plugins.get(id) === p) this.#plugins.delete(id);
+    } else {
+      await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+    }
+    p.reaped = true;
+    p.resolveExited(exit);
+  }
+
+  /** Resolves once everything queued on the id so far (an exit being reaped, say) is done. */
+  settled(id: string): Promise<void> {
+    return this.#queue.run(id, async () => {});
   }
 
   #get(id: string): Plugin {
@@ -399,7 +446,7 @@ export class Executor {
       throw invalidArgument(`stop timeout ${String(timeoutMs)} ms: want 0 to ${MAX_STOP_TIMEOUT_MS}`);
     }
     const p = this.#get(id);
-    if (p.state === 'stopped' && p.exit) return p.exit;
+    if (p.state === 'stopped' && p.exit) return p.exited;
     const abort = new AbortController();
     const waited = this.#client.tasks.wait(id, { signal: abort.signal }).then(
       (w) => this.#exit(id, { pid: p.pid, exitStatus: w.exitStatus, exitedAt: w.exitedAt ?? new Date() }),
@@ -450,7 +497,8 @@ export class Executor {
     await this.#queue.run(id, async () => {
       if (this.#plugins.get(id) !== p) return;
       this.#plugins.delete(id);
-      await this.#removeEverything(id, p.io, p.io?.fifos);
+      // A reaped exit already deleted the task: one RPC fewer.
+      await this.#removeEverything(id, p.io, p.io?.fifos, false, p.reaped);
     });
   }
 
@@ -462,8 +510,11 @@ export class Executor {
     }
     const streams = options.stream ? [options.stream] : STREAMS;
     const dir = this.#logDir(id);
+    // Wait for work queued on this id: an exit being reaped is still flushing output.
+    const settled = this.settled(id);
     const one = (stream: StreamName): AsyncIterable<LogChunk> =>
       (async function* () {
+        await settled;
         for await (const data of readLog(dir, stream, { ...options, live: p.io?.files[stream] })) yield { stream, data };
       })();
     if (streams.length === 1 || !options.follow) {
@@ -519,49 +570,48 @@ export class Executor {
     const [containers, tasks] = await Promise.all([this.#client.containers.list([MANAGED_FILTER]), this.#client.tasks.list()]);
     const byId = new Map(tasks.map((t) => [t.containerId, t]));
     const mine = containers.filter((c) => this.#owns(c.id));
-    const before = new Set([...this.#plugins.values()].filter((p) => p.state === 'stopped').map((p) => p.id));
-    let exited = 0;
-    const counting = { onExit: () => (exited += 1) };
-    await Promise.all(mine.map((c) => this.#restoreOne(c, byId.get(c.id), counting)));
+    const outcomes = await Promise.all(mine.map((c) => this.#restoreOne(c, byId.get(c.id))));
     await this.#removeStrayFifos(tasks);
-    let running = 0;
-    let stopped = 0;
-    for (const p of this.#plugins.values()) {
-      if (p.state === 'stopped') {
-        if (!before.has(p.id)) stopped += 1;
-      } else running += 1;
-    }
-    return { running, stopped: stopped + before.size, exited };
+    const count = (o: RestoreOutcome): number => outcomes.filter((x) => x === o).length;
+    return { running: count('running'), stopped: count('stopped'), exited: count('exited') };
   }
 
-  async #restoreOne(container: Container, task: Process | undefined, counting?: { onExit: () => void }): Promise<void> {
+  async #restoreOne(container: Container, task: Process | undefined): Promise<RestoreOutcome> {
     const id = container.id;
-    await this.#queue.run(id, async () => {
+    return this.#queue.run(id, async (): Promise<RestoreOutcome> => {
       const known = this.#plugins.get(id);
       const settings = settingsFromLabels(container.labels);
       const createdAt = container.createdAt ?? new Date();
       if (!task) {
-        if (known && known.state === 'stopped') return;
+        if (known && known.state === 'stopped') {
+          if (!known.reaped) await this.#reap(known, undefined);
+          return 'stopped';
+        }
         const recorded = exitFromLabels(container.labels);
         if (recorded && !known) {
           const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt, settings, io: undefined });
           p.exit = { id, ...recorded };
           p.resolveExited(p.exit);
           this.#plugins.set(id, p);
-          return;
+          return 'stopped';
         }
         // The task vanished without a recorded exit (containerd lost it, or
         // plugind died between creating container and task).
         if (!known) this.#plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
-        queueMicrotask(() => counting?.onExit());
-        return this.#exitLater(id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
+        this.#exitLater(id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
+        return 'exited';
       }
       if (task.status === 'created') {
         // plugind died between task create and start: finish the failed create.
         this.#log.warn({ plugin: id }, 'removing a plugin whose start never completed');
         this.#plugins.delete(id);
         await this.#removeEverything(id, known?.io, this.#fifos.setOf(task.stdout));
-        return;
+        return 'removed';
+      }
+      if (known && known.state === 'stopped' && known.exit?.pid === task.pid) {
+        // Its exit was reported, but reaping it failed: finish that, report nothing.
+        if (!known.reaped) await this.#reap(known, undefined);
+        return 'stopped';
       }
       let p = known;
       if (!p || p.state === 'stopped' || p.pid !== task.pid) {
@@ -581,9 +631,10 @@ export class Executor {
       // A stopped task is still 'running' to us until its exit is handled.
       p.state = task.status === 'paused' || task.status === 'pausing' ? 'paused' : 'running';
       if (task.status === 'stopped') {
-        queueMicrotask(() => counting?.onExit());
-        return this.#exitLater(id, { pid: task.pid, exitStatus: task.exitStatus, exitedAt: task.exitedAt ?? new Date() });
+        this.#exitLater(id, { pid: task.pid, exitStatus: task.exitStatus, exitedAt: task.exitedAt ?? new Date() });
+        return 'exited';
       }
+      return 'running';
     });
   }
 

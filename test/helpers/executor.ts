@@ -49,14 +49,17 @@ export async function startExecutor(
     executor,
     dataDir,
     exits,
-    exitOf(id) {
-      const seen = exits.find((e) => e.id === id);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => {
-        const list = waiters.get(id) ?? [];
-        list.push(resolve);
-        waiters.set(id, list);
-      });
+    /** The exit, once told and reaped (files flushed, exit recorded). */
+    async exitOf(id) {
+      const seen =
+        exits.find((e) => e.id === id) ??
+        (await new Promise<PluginExit>((resolve) => {
+          const list = waiters.get(id) ?? [];
+          list.push(resolve);
+          waiters.set(id, list);
+        }));
+      await executor.settled(id);
+      return seen;
     },
     run(id, args, settings) {
       return executor.create(id, defaultSpec({ rootfs: h.rootfs, args, namespace: client.namespace, id }), settings);

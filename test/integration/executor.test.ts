@@ -215,8 +215,7 @@ describe('executor', () => {
     const second = await startExecutor(h, { client: h.client('x').withNamespace(first.client.namespace), dataDir: first.dataDir });
     try {
       const counts = await second.executor.restoreAll();
-      assert.equal(counts.running, 3);
-      assert.equal(counts.exited, 1);
+      assert.deepEqual(counts, { running: 2, stopped: 0, exited: 1 });
       const q = await second.exitOf('quitter');
       assert.equal(q.exitStatus, 4);
       assert.equal((await collect(second.executor.logs('quitter'))).stdout, 'last words\n', 'bytes left in the pipe are read');
@@ -232,7 +231,7 @@ describe('executor', () => {
       await second.executor.stop('idle', 0);
       // restoreAll again (a reconcile) changes nothing and reports nothing new.
       const again = await second.executor.restoreAll();
-      assert.equal(again.exited, 0);
+      assert.deepEqual(again, { running: 0, stopped: 3, exited: 0 });
       assert.equal(second.exits.length, 3);
     } finally {
       await second.close();

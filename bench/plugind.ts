@@ -1,0 +1,301 @@
+// plugind under load: `plugind serve` in its own process against the bench's
+// containerd, driven through its gRPC API from this process, in the Go
+// baseline's three modes and with the same plugin commands.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PluginsClient, type ExitEvent, type ServerStream } from '../src/api/client.js';
+import { defaultSpec } from '../src/executor/index.js';
+import { cpuSeconds, rssKb } from './proc.js';
+import { nowMs, summarize } from './stats.js';
+
+const ROOT = join(import.meta.dirname, '..');
+
+export interface PlugindTarget {
+  containerdAddress: string;
+  dataDir: string;
+  namespace: string;
+  rootfs: string;
+  workers: number;
+  /** "ns": /<namespace>/<id> (containerd's client default); "": unset (moby's plugin spec). */
+  cgroupsPath: 'ns' | '';
+}
+
+interface Received extends ExitEvent {
+  receivedAtMs: number;
+}
+
+/** A running `plugind serve` and an exit-event collector on its API. */
+export class Plugind {
+  child!: ChildProcess;
+  client!: PluginsClient;
+  readyMs = 0;
+  restoreMs = 0;
+  readonly #t: PlugindTarget;
+  #events: ServerStream<ExitEvent> | undefined;
+  readonly #exits = new Map<string, Received>();
+  readonly #waiters = new Map<string, (e: Received) => void>();
+
+  constructor(target: PlugindTarget) {
+    this.#t = target;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  /** Starts serve (compiled if built, else from source) and waits for "plugind ready". */
+  async start(): Promise<void> {
+    const built = join(ROOT, 'dist/src/cli/main.js');
+    const entry = existsSync(built) ? [built] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+    const t0 = nowMs();
+    this.child = spawn(
+      process.execPath,
+      [
+        ...entry,
+        'serve',
+        '--data-dir',
+        this.#t.dataDir,
+        '--containerd-address',
+        this.#t.containerdAddress,
+        '--namespace',
+        this.#t.namespace,
+        '--workers',
+        String(this.#t.workers),
+        '--metrics-address',
+        '127.0.0.1:0',
+        '--log-level',
+        'info',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let listening = 0;
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: this.child.stdout! }).on('line', (line) => {
+        if (line.includes('"msg":"API listening"')) listening = nowMs();
+        if (line.includes('"msg":"plugind ready"')) resolve();
+      });
+      this.child.once('exit', (code) => reject(new Error(`plugind serve exited (${code}) before ready`)));
+    });
+    this.readyMs = nowMs() - t0;
+    // Restore proper: from the API being up to every shard restored.
+    this.restoreMs = listening ? nowMs() - listening : this.readyMs;
+    this.client = new PluginsClient(`unix://${join(this.#t.dataDir, 'plugind.sock')}`, { timeoutMs: 600_000 });
+    this.#events = this.client.events();
+    const stream = this.#events;
+    void (async () => {
+      for await (const e of stream) {
+        const r = { ...e, receivedAtMs: nowMs() };
+        const w = this.#waiters.get(e.id);
+        if (w) {
+          this.#waiters.delete(e.id);
+          w(r);
+        } else this.#exits.set(e.id, r);
+      }
+    })().catch(() => {});
+    await this.client.list(); // the events stream is open once a call has gone through
+    await sleep(50);
+  }
+
+  exitOf(id: string): Promise<Received> {
+    const seen = this.#exits.get(id);
+    if (seen) {
+      this.#exits.delete(id);
+      return Promise.resolve(seen);
+    }
+    return new Promise((resolve) => this.#waiters.set(id, resolve));
+  }
+
+  spec(id: string, args: string[]): string {
+    const s = defaultSpec({ rootfs: this.#t.rootfs, args, namespace: this.#t.namespace, id, ...(this.#t.cgroupsPath === '' ? { cgroupsPath: '' } : {}) });
+    return JSON.stringify(s);
+  }
+
+  logFile(id: string): string {
+    return join(this.#t.dataDir, 'plugins', this.#t.namespace, 'logs', id, 'stdout.log');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.#events?.close();
+    this.client?.close();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.kill(signal);
+    await exited;
+  }
+}
+
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: Math.max(1, limit) }, async () => {
+      for (let it = queue.shift(); it !== undefined; it = queue.shift()) await fn(it);
+    }),
+  );
+}
+
+let seq = 0;
+const ids = (prefix: string, n: number): string[] => {
+  seq += 1;
+  return Array.from({ length: n }, (_, i) => `${prefix}-${seq}-${i}`);
+};
+
+export async function lifecycle(p: Plugind, label: string, n: number, c: number): Promise<Record<string, unknown>> {
+  const create: number[] = [];
+  const life: number[] = [];
+  const lag: number[] = [];
+  const lagExited: number[] = [];
+  const errors: string[] = [];
+  const cpu0 = cpuSeconds(p.pid);
+  const t0 = nowMs();
+  await pool(ids('lc', n), c, async (id) => {
+    try {
+      const a = nowMs();
+      await p.client.run(id, { specJson: p.spec(id, ['/bin/true']) });
+      create.push(nowMs() - a);
+      const ev = await p.exitOf(id);
+      if (ev.eventTimestampMs !== undefined) lag.push(ev.receivedAtMs - ev.eventTimestampMs);
+      if (ev.exitedAt) lagExited.push(ev.receivedAtMs - ev.exitedAt.getTime());
+      await p.client.remove(id);
+      life.push(nowMs() - a);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  });
+  const wall = (nowMs() - t0) / 1000;
+  const cpu = cpuSeconds(p.pid) - cpu0;
+  return {
+    label,
+    tool: 'plugind',
+    mode: 'lifecycle',
+    n,
+    c,
+    ok: life.length,
+    errors: errors.length,
+    error_samples: errors.slice(0, 3),
+    create_start_ms: summarize(create),
+    lifecycle_ms: summarize(life),
+    throughput_per_s: Math.round((life.length / wall) * 100) / 100,
+    exit_event_lag_ms: summarize(lag),
+    exit_event_lag_from_exited_at_ms: summarize(lagExited),
+    plugind_cpu_s_per_lifecycle: Math.round((cpu / Math.max(1, life.length)) * 1e5) / 1e5,
+  };
+}
+
+export async function stdio(p: Plugind, label: string, k: number, bytes: number): Promise<Record<string, unknown>> {
+  const list = ids('io', k);
+  const errors: string[] = [];
+  const inspect: number[] = [];
+  const cpu0 = cpuSeconds(p.pid);
+  const t0 = nowMs();
+  let done = false;
+  const exits = Promise.all(list.map((id) => p.exitOf(id)));
+  const started = list.map((id) =>
+    p.client
+      .run(id, { specJson: p.spec(id, ['head', '-c', String(bytes), '/dev/zero']), log: { maxSize: bytes * 2, maxFiles: 1 } })
+      .catch((err: Error) => errors.push(err.message)),
+  );
+  // The coordinator must stay responsive while the workers copy.
+  const prober = (async () => {
+    await started[0];
+    while (!done) {
+      const a = nowMs();
+      await p.client.inspect(list[0] as string).catch(() => {});
+      inspect.push(nowMs() - a);
+      await sleep(10);
+    }
+  })();
+  await Promise.all(started);
+  await exits;
+  const t1 = nowMs();
+  done = true;
+  await prober;
+  const cpu = cpuSeconds(p.pid) - cpu0;
+  let total = 0;
+  for (const id of list) total += existsSync(p.logFile(id)) ? statSync(p.logFile(id)).size : 0;
+  await pool(list, 8, (id) => p.client.remove(id).catch(() => {}));
+  return {
+    label,
+    tool: 'plugind',
+    mode: 'stdio',
+    n: k,
+    bytes_per_plugin: bytes,
+    errors: errors.length,
+    error_samples: errors.slice(0, 3),
+    total_bytes_received: total,
+    bytes_match: total === k * bytes,
+    aggregate_MBps_from_create: Math.round((total / ((t1 - t0) / 1000) / 1e6) * 10) / 10,
+    inspect_during_flood_ms: summarize(inspect),
+    plugind_cpu_s: Math.round(cpu * 100) / 100,
+  };
+}
+
+export async function steady(
+  p: Plugind,
+  label: string,
+  n: number,
+  c: number,
+  settleMs: number,
+): Promise<{ result: Record<string, unknown>; plugind: Plugind }> {
+  const list = ids('st', n);
+  const errors: string[] = [];
+  const create: number[] = [];
+  const rss0 = rssKb(p.pid);
+  const t0 = nowMs();
+  await pool(list, c, async (id) => {
+    const a = nowMs();
+    try {
+      await p.client.run(id, { specJson: p.spec(id, ['sh', '-c', "trap 'exit 0' TERM; sleep 3600 & wait"]) });
+      create.push(nowMs() - a);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  });
+  const createAll = (nowMs() - t0) / 1000;
+  await sleep(settleMs);
+  const rssHeld = rssKb(p.pid);
+  const cpuIdle0 = cpuSeconds(p.pid);
+  await sleep(settleMs);
+  const idleCpuPct = ((cpuSeconds(p.pid) - cpuIdle0) / (settleMs / 1000)) * 100;
+
+  // Restart plugind: graceful stop, start again, every plugin restored.
+  await p.stop('SIGTERM');
+  await p.start();
+  const restored = (await p.client.list()).filter((x) => list.includes(x.id) && x.state === 'running').length;
+  const rssRestored = rssKb(p.pid);
+
+  // SIGTERM to all, then wait until every exit has been handled.
+  const tS = nowMs();
+  const exits = Promise.all(list.map((id) => p.exitOf(id)));
+  await pool(list, 32, (id) => p.client.signal(id, 'TERM').catch(() => {}));
+  await exits;
+  const stopAll = (nowMs() - tS) / 1000;
+  await pool(list, 16, (id) => p.client.remove(id).catch(() => {}));
+  return {
+    plugind: p,
+    result: {
+      label,
+      tool: 'plugind',
+      mode: 'steady',
+      n,
+      c,
+      started: create.length,
+      errors: errors.length,
+      error_samples: errors.slice(0, 3),
+      create_start_ms: summarize(create),
+      create_all_s: Math.round(createAll * 100) / 100,
+      plugind_rss_kb_before: rss0,
+      plugind_rss_kb_held: rssHeld,
+      plugind_rss_kb_per_plugin: Math.round(((rssHeld - rss0) / Math.max(1, n)) * 10) / 10,
+      plugind_rss_kb_after_restore: rssRestored,
+      plugind_idle_cpu_pct_of_one_core: Math.round(idleCpuPct * 10) / 10,
+      restart_to_ready_s: Math.round(p.readyMs) / 1000,
+      restore_s: Math.round(p.restoreMs) / 1000,
+      restored_running: restored,
+      sigterm_to_all_exit_handled_s: Math.round(stopAll * 1000) / 1000,
+    },
+  };
+}
