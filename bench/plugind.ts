@@ -22,6 +22,8 @@ export interface PlugindTarget {
   workers: number;
   /** "ns": /<namespace>/<id> (containerd's client default); "": unset (moby's plugin spec). */
   cgroupsPath: 'ns' | '';
+  /** Write V8 CPU profiles (every thread) of plugind here. */
+  profileDir?: string;
 }
 
 interface Received extends ExitEvent {
@@ -55,6 +57,7 @@ export class Plugind {
     this.child = spawn(
       process.execPath,
       [
+        ...(this.#t.profileDir ? ['--cpu-prof', '--cpu-prof-dir', this.#t.profileDir] : []),
         ...entry,
         'serve',
         '--data-dir',

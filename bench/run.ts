@@ -5,7 +5,7 @@
 //
 //   npm run bench -- [--quick] [--modes lifecycle,stdio,steady] [--tools plugind,gobench,mobybench]
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
-//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none]
+//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--profile DIR]
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,7 @@ const { values: o } = parseArgs({
     cgroups: { type: 'string', default: 'ns' },
     pause: { type: 'string', default: '2' },
     out: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
       await sleep(PAUSE);
     };
     if (tools.has('plugind')) {
-      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups });
+      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, ...(o.profile ? { profileDir: o.profile } : {}) });
       await p.start();
       log(`plugind pid ${p.pid}, ${o.workers} workers, ready in ${Math.round(p.readyMs)} ms`);
     }
