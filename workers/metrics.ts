@@ -17,17 +17,24 @@ export class ShardMetrics {
   constructor(shard: number, plugins: () => PluginStatus[]) {
     this.#shard = String(shard);
     const registers = [this.registry];
+    const self = this;
     this.stdioBytes = new Counter({
       name: 'plugind_stdio_bytes_total',
       help: 'Bytes read from plugin stdout/stderr.',
       labelNames: ['stream', 'shard'],
       registers,
+      collect() {
+        self.#drain(this, self.#pending.bytes);
+      },
     });
     this.stdioDropped = new Counter({
       name: 'plugind_stdio_dropped_bytes_total',
       help: 'Plugin output dropped in non-blocking log mode.',
       labelNames: ['stream', 'shard'],
       registers,
+      collect() {
+        self.#drain(this, self.#pending.dropped);
+      },
     });
     new Gauge({
       name: 'plugind_plugins',
@@ -42,12 +49,22 @@ export class ShardMetrics {
     });
   }
 
+  // Per chunk only a number is added; the counters take it at scrape time.
+  readonly #pending = { bytes: { stdout: 0, stderr: 0 }, dropped: { stdout: 0, stderr: 0 } };
+
   bytes(stream: StreamName, n: number): void {
-    this.stdioBytes.inc({ stream, shard: this.#shard }, n);
+    this.#pending.bytes[stream] += n;
   }
 
   dropped(stream: StreamName, n: number): void {
-    this.stdioDropped.inc({ stream, shard: this.#shard }, n);
+    this.#pending.dropped[stream] += n;
+  }
+
+  #drain(counter: Counter<'stream' | 'shard'>, pending: Record<StreamName, number>): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (pending[stream] > 0) counter.inc({ stream, shard: this.#shard }, pending[stream]);
+      pending[stream] = 0;
+    }
   }
 }
 

@@ -34,6 +34,9 @@ export interface StdioOptions {
   fdHooks?: FdHooks;
 }
 
+const BATCH = 512 << 10;
+const FLUSH_MS = 5;
+
 interface Pipe {
   socket: net.Socket;
   file: RotatingLogFile;
@@ -84,6 +87,32 @@ export class PluginIO {
 
   #copy(stream: StreamName, { socket, file }: Pipe, mode: LogMode, bufferSize: number, options: StdioOptions): void {
     const { onBytes, onDropped } = options;
+    // Under a flood, reads bring a few KiB each, and a write per read would
+    // cost a threadpool round trip and a syscall per few KiB. So a chunk that
+    // follows the previous one closely corks the file, and the batch is
+    // written in one writev when BATCH bytes wait or FLUSH_MS have passed.
+    // A chunk after a quiet spell (a plugin's ordinary logging) is written
+    // at once: it waits in plugind's memory no longer than it must.
+    let timer: NodeJS.Timeout | undefined;
+    let last = 0;
+    const flush = (): void => {
+      if (timer === undefined) return;
+      clearTimeout(timer);
+      timer = undefined;
+      file.uncork();
+    };
+    const write = (chunk: Buffer): boolean => {
+      const now = performance.now();
+      const busy = now - last < FLUSH_MS;
+      last = now;
+      if (timer === undefined && busy) {
+        file.cork();
+        timer = setTimeout(flush, FLUSH_MS);
+      }
+      const ok = file.write(chunk);
+      if (file.writableLength >= BATCH) flush();
+      return ok;
+    };
     socket.on('data', (chunk: Buffer) => {
       onBytes?.(stream, chunk.length);
       if (mode === 'non-blocking') {
@@ -92,16 +121,24 @@ export class PluginIO {
           onDropped?.(stream, chunk.length);
           return;
         }
-        file.write(chunk);
-      } else if (!file.write(chunk)) {
+        write(chunk);
+      } else if (!write(chunk)) {
         socket.pause();
+        flush();
         file.once('drain', () => socket.resume());
       }
     });
-    socket.once('end', () => file.end());
+    const end = (): void => {
+      flush();
+      file.end();
+    };
+    socket.once('end', end);
     // A read error ends the stream like EOF; the file keeps what arrived.
-    socket.once('error', () => file.end());
-    file.once('error', () => socket.destroy());
+    socket.once('error', end);
+    file.once('error', () => {
+      flush();
+      socket.destroy();
+    });
   }
 
   /** Bytes dropped in non-blocking mode. */
