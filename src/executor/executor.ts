@@ -30,7 +30,7 @@ import {
 import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { FifoPool, setName, type FifoSet } from './fifo.js';
 import { validateId } from './ids.js';
-import { KeyedQueue } from './keyed-queue.js';
+import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { FdHooks } from './log-file.js';
 import { merge, readLog, type LogChunk } from './log-reader.js';
 import {
@@ -113,6 +113,8 @@ interface Plugin {
 
 type RestoreOutcome = 'running' | 'stopped' | 'exited' | 'removed';
 
+const REAP_CONCURRENCY = 4;
+
 const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
 const MAX_SPEC_BYTES = 1 << 20;
 export const MAX_STOP_TIMEOUT_MS = 3600_000;
@@ -174,6 +176,7 @@ export class Executor {
   readonly #fifos: FifoPool;
   readonly #logRoot: string;
   readonly #queue = new KeyedQueue();
+  readonly #reapSlots = new Semaphore(REAP_CONCURRENCY);
   readonly #plugins = new Map<string, Plugin>();
   readonly #onExit: (exit: PluginExit) => void;
   readonly #owns: (id: string) => boolean;
@@ -377,10 +380,15 @@ export class Executor {
   async #reap(p: Plugin, io: PluginIO | undefined): Promise<void> {
     const { id } = p;
     const exit = p.exit as PluginExit;
+    // Task deletes are the heavy part of an exit (the shim shuts down); a
+    // few at a time keep a mass exit from starving kills and creates.
+    await this.#reapSlots.acquire();
     try {
       await this.#client.tasks.delete(id);
     } catch (err) {
       if (!isNotFound(err)) throw err;
+    } finally {
+      this.#reapSlots.release();
     }
     // After the delete the shim has closed its write ends: EOF follows.
     if (io) {

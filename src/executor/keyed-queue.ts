@@ -1,5 +1,6 @@
 // Runs work for one key strictly in order while different keys run in
 // parallel: every operation and exit of one plugin id goes through here.
+// And a plain semaphore, for work that must not all run at once.
 export class KeyedQueue {
   readonly #tails = new Map<string, Promise<unknown>>();
 
@@ -21,5 +22,29 @@ export class KeyedQueue {
   /** Keys with work queued or running. */
   get size(): number {
     return this.#tails.size;
+  }
+}
+
+/** At most `limit` holders at once; the rest wait in order. */
+export class Semaphore {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.#free = limit;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free -= 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free += 1;
   }
 }
