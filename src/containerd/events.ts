@@ -90,6 +90,11 @@ export function taskEventFilters(namespace: string): string[] {
   return [`namespace==${namespace},topic~="^/tasks/"`];
 }
 
+/** Filters for the exits of one namespace only: a quarter of the task events. */
+export function exitEventFilters(namespace: string): string[] {
+  return [`namespace==${namespace},topic=="/tasks/exit"`];
+}
+
 function decodeEnvelope(env: WireEnvelope): ContainerdEvent | undefined {
   const payload = PAYLOADS[env.topic as Topic];
   if (!payload) return undefined;

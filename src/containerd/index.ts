@@ -8,6 +8,7 @@ export type { Process, NewTask, ExitInfo, TaskStatus } from './tasks.js';
 export {
   EventSubscription,
   taskEventFilters,
+  exitEventFilters,
   type ContainerdEvent,
   type SubscribeOptions,
   type TaskExit,

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CodedError, ErrorCode, EventLoop, connect, silentLogger, taskEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
+import { CodedError, ErrorCode, EventLoop, connect, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
 import {
   shardOf,
   validateId,
@@ -91,7 +91,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     );
     this.#loop = new EventLoop({
       client: this.#client,
-      filters: taskEventFilters(options.namespace),
+      // Only exits are acted on; the other task events would be decoded for nothing.
+      filters: exitEventFilters(options.namespace),
       logger: this.#log,
       onEvent: (ev) => {
         if (ev.topic !== '/tasks/exit') return;

@@ -392,8 +392,9 @@ export class Executor {
     }
     // After the delete the shim has closed its write ends: EOF follows.
     if (io) {
-      await io.close();
-      await this.#fifos.remove(io.fifos).catch(() => {});
+      // Cleanly ended FIFOs go back to the pool: no mkfifo, no unlink.
+      const clean = await io.close();
+      await (clean ? this.#fifos.recycle(io.fifos) : this.#fifos.remove(io.fifos)).catch(() => {});
     }
     if (p.settings.autoRemove) {
       await this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));

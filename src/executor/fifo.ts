@@ -124,6 +124,21 @@ export class FifoPool {
     }
   }
 
+  /**
+   * Puts a set back in the pool for another plugin. Only for a set whose
+   * streams reached EOF: no one has the FIFOs open, so the pipes are empty.
+   */
+  async recycle(set: FifoSet): Promise<void> {
+    if (!this.owns(set.stdout)) throw new Error(`refusing to recycle ${set.dir}: not a FIFO set of ${this.root}`);
+    const dest = join(this.#pool, randomBytes(6).toString('hex'));
+    try {
+      await rename(set.dir, dest);
+      this.#ready.push(dest);
+    } catch {
+      await rm(set.dir, { recursive: true, force: true });
+    }
+  }
+
   async remove(set: FifoSet): Promise<void> {
     if (!this.owns(set.stdout)) throw new Error(`refusing to remove ${set.dir}: not a FIFO set of ${this.root}`);
     await rm(set.dir, { recursive: true, force: true });

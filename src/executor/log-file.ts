@@ -52,8 +52,8 @@ export class RotatingLogFile extends Writable {
   #fd = -1;
   #size = 0;
   #bytes = 0;
-  /** How many rotated files (.1, .2, …) exist. */
-  #rotated = 0;
+  /** How many rotated files (.1, .2, …) exist; -1 until first counted. */
+  #rotated = -1;
 
   readonly #fdHooks: FdHooks | undefined;
 
@@ -84,10 +84,6 @@ export class RotatingLogFile extends Writable {
   }
 
   async #open(): Promise<void> {
-    if (this.#fd < 0 && this.#rotated === 0) {
-      const names = new Set(await readdirP(this.#dir));
-      while (this.#rotated < this.#maxFiles - 1 && names.has(`${this.#name}.log.${this.#rotated + 1}`)) this.#rotated += 1;
-    }
     this.#fd = await this.#openLive();
     this.#size = (await fstatP(this.#fd)).size;
   }
@@ -104,6 +100,13 @@ export class RotatingLogFile extends Writable {
   }
 
   async #rotate(): Promise<void> {
+    // Rotated files left by an earlier run are counted once, at the first
+    // rotation rather than on the create path.
+    if (this.#rotated < 0) {
+      const names = new Set(await readdirP(this.#dir));
+      this.#rotated = 0;
+      while (this.#rotated < this.#maxFiles - 1 && names.has(`${this.#name}.log.${this.#rotated + 1}`)) this.#rotated += 1;
+    }
     await this.#closeFd(this.#fd);
     this.#fd = -1;
     const rotated = (k: number): string => `${this.path}.${k}`;

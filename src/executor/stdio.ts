@@ -63,26 +63,28 @@ export class PluginIO {
     );
   }
 
-  /** Opens the FIFOs' read ends and the log files under logDir. */
+  /** Opens the FIFOs' read ends and the log files under logDir, both streams at once. */
   static async open(fifos: FifoSet, logDir: string, options: StdioOptions = {}): Promise<PluginIO> {
     await mkdir(logDir, { recursive: true, mode: 0o750 });
     const opened: Array<net.Socket | RotatingLogFile> = [];
-    try {
-      const pipes = {} as Record<StreamName, Pipe>;
-      for (const stream of STREAMS) {
-        const fd = await openReadEnd(fifos[stream]);
-        const socket = new net.Socket({ fd, readable: true, writable: false });
-        opened.push(socket);
-        const file = new RotatingLogFile(logDir, stream, options.rotation, options.fdHooks ? { fdHooks: options.fdHooks } : {});
-        opened.push(file);
-        await Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
-        pipes[stream] = { socket, file };
-      }
-      return new PluginIO(fifos, pipes, options);
-    } catch (err) {
+    const openStream = async (stream: StreamName): Promise<Pipe> => {
+      const file = new RotatingLogFile(logDir, stream, options.rotation, options.fdHooks ? { fdHooks: options.fdHooks } : {});
+      opened.push(file);
+      const ready = Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
+      const fd = await openReadEnd(fifos[stream]);
+      const socket = new net.Socket({ fd, readable: true, writable: false });
+      opened.push(socket);
+      await ready;
+      return { socket, file };
+    };
+    const results = await Promise.allSettled(STREAMS.map(openStream));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
       for (const o of opened) o.destroy();
-      throw err;
+      throw failed.reason;
     }
+    const [stdout, stderr] = results.map((r) => (r as PromiseFulfilledResult<Pipe>).value) as [Pipe, Pipe];
+    return new PluginIO(fifos, { stdout, stderr }, options);
   }
 
   #copy(stream: StreamName, { socket, file }: Pipe, mode: LogMode, bufferSize: number, options: StdioOptions): void {
@@ -146,11 +148,15 @@ export class PluginIO {
     return this.#dropped;
   }
 
-  /** Waits up to timeoutMs for EOF and flush, then destroys what is left. */
-  async close(timeoutMs = 2000): Promise<void> {
-    if (this.#destroyed) return;
-    await Promise.race([this.done, sleep(timeoutMs, undefined, { ref: false })]);
+  /**
+   * Waits up to timeoutMs for EOF and flush, then destroys what is left.
+   * True when both streams ended cleanly: no writer holds the FIFOs any more.
+   */
+  async close(timeoutMs = 2000): Promise<boolean> {
+    if (this.#destroyed) return false;
+    const clean = await Promise.race([this.done.then(() => true), sleep(timeoutMs, false, { ref: false })]);
     this.destroy();
+    return clean;
   }
 
   /** Closes FIFO read ends and log files at once; queued output is lost. */
