@@ -179,7 +179,6 @@ function report(): void {
   line('steady create p50 ms', 'steady', 'create_start_ms.p50');
   line('steady create all s', 'steady', 'create_all_s|create_phase_s');
   line('steady client RSS kB held', 'steady', 'plugind_rss_kb_held|mem_held.client_rss_kb');
-  line('steady plugind RSS kB/plugin', 'steady', 'plugind_rss_kb_per_plugin');
   line('steady restore after restart s', 'steady', 'restore_s');
   line('steady SIGTERM→all exits s', 'steady', 'sigterm_to_all_exit_handled_s|sigterm_to_all_exit_events_s');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
