@@ -140,7 +140,9 @@ export class PluginsClient {
   async stop(id: string, timeoutSeconds?: number): Promise<{ exitStatus: number; exitedAt: Date | undefined }> {
     const req: Record<string, unknown> = { id };
     if (timeoutSeconds !== undefined) req.timeoutSeconds = timeoutSeconds;
-    const deadline = this.#timeoutMs + (Number.isFinite(timeoutSeconds) ? (timeoutSeconds as number) * 1000 : 0);
+    // The call may last as long as the stop timeout; plugind refuses more than an hour.
+    const wait = Number.isFinite(timeoutSeconds) ? Math.min(Math.max(timeoutSeconds as number, 0), 3600) * 1000 : 0;
+    const deadline = this.#timeoutMs + wait;
     const res = await this.#unary<{ exitStatus: number; exitedAt: Timestamp | null }>('Stop', req, deadline);
     return { exitStatus: res.exitStatus, exitedAt: date(res.exitedAt) };
   }

@@ -221,7 +221,8 @@ export class ApiServer {
       }
       call.end();
     } catch (err) {
-      call.destroy(Object.assign(new Error((err as Error).message), toGrpcStatus(err)));
+      // grpc-js sends a server stream's status from its 'error' event.
+      call.emit('error', Object.assign(new Error((err as Error).message), toGrpcStatus(err)));
     } finally {
       this.#streams.delete(call);
     }

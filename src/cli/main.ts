@@ -59,7 +59,6 @@ const out = (s: string): boolean => process.stdout.write(s);
 
 const program = new Command('plugind')
   .description('Runs plugins (long-lived helper processes) as containers through containerd')
-  .showHelpAfterError()
   .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `plugind: ${s.slice(7)}` : s) });
 
 program
