@@ -2,7 +2,7 @@
 // gRPC status codes come back as CodedErrors with our codes.
 import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../containerd/index.js';
-import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService } from './wire.js';
+import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService, readTls, type TlsFiles } from './wire.js';
 
 export interface Plugin {
   id: string;
@@ -78,6 +78,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** How long to wait for plugind to accept the connection. Default 10 s. */
   connectTimeoutMs?: number;
+  /** Mutual TLS for a tcp:// address: our cert and key, the CA of plugind's cert. */
+  tls?: Partial<TlsFiles>;
 }
 
 export class PluginsClient {
@@ -91,7 +93,9 @@ export class PluginsClient {
     this.#address = address;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     const Ctor = grpc.makeGenericClientConstructor(pluginsService(), 'Plugins');
-    this.#stub = new Ctor(grpcTarget(parseApiAddress(address)), grpc.credentials.createInsecure(), {
+    const tls = readTls(options.tls ?? {});
+    const creds = tls ? grpc.credentials.createSsl(tls.ca, tls.key, tls.cert) : grpc.credentials.createInsecure();
+    this.#stub = new Ctor(grpcTarget(parseApiAddress(address, { tls: Boolean(tls) })), creds, {
       'grpc.max_receive_message_length': 32 << 20,
       'grpc.max_send_message_length': 32 << 20,
     }) as unknown as Stub;

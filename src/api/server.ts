@@ -2,12 +2,12 @@
 // coordinator errors into gRPC status codes whose messages name the plugin.
 // Calls that arrive while plugind is still restoring wait for it.
 import * as grpc from '@grpc/grpc-js';
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import { defaultSpec, mergeEnv, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
-import { debugService, grpcTarget, parseApiAddress, pluginsService, toGrpcStatus, type ApiAddress } from './wire.js';
+import { debugService, grpcTarget, parseApiAddress, pluginsService, readTls, toGrpcStatus, type ApiAddress, type TlsFiles } from './wire.js';
 
 // Room for a spec well past the 1 MiB we accept, so that an oversized one
 // is answered INVALID_ARGUMENT with its size rather than RESOURCE_EXHAUSTED.
@@ -23,6 +23,10 @@ export interface ApiServerOptions {
   ready: Promise<void>;
   /** Serve the Debug service (tests). */
   testHooks?: boolean;
+  /** Mutual TLS (TCP only): clients must present a cert signed by the CA. */
+  tls?: Partial<TlsFiles>;
+  /** Unix socket: mode 0660 and this group (name or gid) instead of 0600. */
+  group?: string;
   logger?: Logger;
 }
 
@@ -121,11 +125,15 @@ export class ApiServer {
   readonly #log: Logger;
   readonly #streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   #boundPort = 0;
+  readonly #tls: ReturnType<typeof readTls>;
 
   constructor(options: ApiServerOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
-    this.address = parseApiAddress(options.address);
+    this.#tls = readTls(options.tls ?? {});
+    this.address = parseApiAddress(options.address, { tls: Boolean(this.#tls) });
+    if (this.#tls && this.address.kind === 'unix') throw invalid('TLS applies to a tcp:// address, not a unix socket');
+    if (options.group !== undefined && this.address.kind !== 'unix') throw invalid('--group applies to a unix socket');
     this.#server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE });
     this.#server.addService(pluginsService(), this.#handlers());
     if (options.testHooks) {
@@ -239,7 +247,10 @@ export class ApiServer {
       if (Buffer.byteLength(a.path) > 107) throw invalid(`API socket path ${a.path} is longer than 107 bytes`);
       await removeStaleSocket(a.path);
     }
-    const creds = grpc.ServerCredentials.createInsecure();
+    const gid = this.#o.group === undefined ? undefined : await resolveGroup(this.#o.group);
+    const creds = this.#tls
+      ? grpc.ServerCredentials.createSsl(this.#tls.ca, [{ cert_chain: this.#tls.cert, private_key: this.#tls.key }], true)
+      : grpc.ServerCredentials.createInsecure();
     const old = a.kind === 'unix' ? process.umask(0o177) : undefined;
     try {
       this.#boundPort = await new Promise<number>((resolve, reject) =>
@@ -248,7 +259,11 @@ export class ApiServer {
     } finally {
       if (old !== undefined) process.umask(old);
     }
-    if (a.kind === 'unix') await chmod(a.path, 0o600);
+    // Bound 0600 (umask) before anything could connect; a group is let in after.
+    if (a.kind === 'unix' && gid !== undefined) {
+      await chown(a.path, 0, gid);
+      await chmod(a.path, 0o660);
+    }
     this.#log.info({ address: a.kind === 'unix' ? `unix://${a.path}` : `tcp://${a.host}:${this.#boundPort}` }, 'API listening');
   }
 
@@ -282,4 +297,13 @@ async function removeStaleSocket(path: string): Promise<void> {
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;
   });
+}
+
+/** A group name (from /etc/group) or a numeric gid. */
+async function resolveGroup(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === group);
+  const gid = line?.split(':')[2];
+  if (gid === undefined) throw new CodedError(ErrorCode.InvalidArgument, `--group ${group}: no such group`);
+  return Number(gid);
 }

@@ -2,12 +2,13 @@
 // coordinator and its shard workers, the gRPC API and the metrics server,
 // started in an order that loses no exit and stopped in reverse.
 import { availableParallelism } from 'node:os';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import { Coordinator } from '../coordinator/index.js';
 import { MetricsServer } from './http.js';
 import { ApiServer } from './server.js';
+import { parseApiAddress, readTls } from './wire.js';
 
 export interface ServiceOptions {
   dataDir: string;
@@ -22,6 +23,10 @@ export interface ServiceOptions {
   /** Default 127.0.0.1:9464; empty string: no metrics server. */
   metricsAddress?: string;
   stopPluginsOnExit?: boolean;
+  /** API unix socket mode 0660 for this group (name or gid). */
+  group?: string;
+  /** Mutual TLS for a tcp:// API address (required off loopback). */
+  tls?: { cert?: string; key?: string; ca?: string };
   logLevel?: string;
   testHooks?: boolean;
   logger?: Logger;
@@ -37,6 +42,7 @@ export class Service {
   #metrics: MetricsServer | undefined;
   #metricsAddress: { host: string; port: number } | undefined;
   #stopped = false;
+  #locked = false;
 
   constructor(options: ServiceOptions) {
     this.#o = options;
@@ -61,20 +67,26 @@ export class Service {
     return join(this.dataDir, 'plugind.pid');
   }
 
+  /**
+   * One plugind per data dir: a pid file naming a live node process (the
+   * runtime plugind runs on) that is not us means another plugind has it.
+   * The API socket check in ApiServer.listen() is the second guard.
+   */
   async #lock(): Promise<void> {
     const prev = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
     if (prev && prev !== process.pid) {
-      const alive = await readFile(`/proc/${prev}/cmdline`, 'utf8').then(
-        (c) => c.includes('plugind'),
-        () => false,
-      );
-      if (alive) throw new CodedError(ErrorCode.AlreadyExists, `another plugind (pid ${prev}) is using data dir ${this.dataDir}`);
+      const exe = await readlink(`/proc/${prev}/exe`).catch(() => '');
+      const ours = await realpath(process.execPath).catch(() => process.execPath);
+      if (exe === ours) throw new CodedError(ErrorCode.AlreadyExists, `another plugind (pid ${prev}) is using data dir ${this.dataDir}`);
     }
     await writeFile(this.pidFile, `${process.pid}\n`);
+    this.#locked = true;
   }
 
   async start(): Promise<void> {
     const o = this.#o;
+    // A bad address or TLS setting fails here, before anything is started.
+    parseApiAddress(this.apiAddress, { tls: Boolean(readTls(o.tls ?? {})) });
     await mkdir(this.dataDir, { recursive: true, mode: 0o711 });
     await this.#lock();
     let address = o.containerdAddress;
@@ -101,7 +113,16 @@ export class Service {
       failReady = rej;
     });
     ready.catch(() => {});
-    this.#api = new ApiServer({ coordinator: co, address: this.apiAddress, namespace, ready, testHooks: o.testHooks ?? false, logger: this.#log });
+    this.#api = new ApiServer({
+      coordinator: co,
+      address: this.apiAddress,
+      namespace,
+      ready,
+      testHooks: o.testHooks ?? false,
+      logger: this.#log,
+      ...(o.tls ? { tls: o.tls } : {}),
+      ...(o.group !== undefined ? { group: o.group } : {}),
+    });
     await this.#api.listen();
     const metricsAddress = o.metricsAddress ?? '127.0.0.1:9464';
     if (metricsAddress) {
@@ -127,6 +148,7 @@ export class Service {
     await this.#coordinator?.close({ stopPlugins: this.#o.stopPluginsOnExit ?? false });
     await this.#metrics?.close();
     await this.#supervisor?.stop();
-    await rm(this.pidFile, { force: true });
+    // Only our own lock: a plugind refused at start must not unlock the one it met.
+    if (this.#locked) await rm(this.pidFile, { force: true });
   }
 }

@@ -1,6 +1,7 @@
 // plugind.v1 on the wire: the service definition loaded from protos/, the
 // mapping between our error codes and gRPC status codes (both directions),
 // and API addresses.
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CodedError, ErrorCode, protosDir } from '../containerd/index.js';
@@ -56,8 +57,15 @@ export type ApiAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: s
 
 const LOOPBACK = /^(127(\.\d{1,3}){3}|localhost|\[?::1\]?)$/;
 
-/** `unix:///PATH`, a bare absolute path, or `tcp://HOST:PORT` on a loopback address. */
-export function parseApiAddress(address: string): ApiAddress {
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+/**
+ * `unix:///PATH`, a bare absolute path, or `tcp://HOST:PORT`: on a loopback
+ * address, or anywhere when `tls` (mutual TLS) is configured.
+ */
+export function parseApiAddress(address: string, options: { tls?: boolean } = {}): ApiAddress {
   if (address.startsWith('unix://')) return { kind: 'unix', path: address.slice('unix://'.length) };
   if (address.startsWith('/')) return { kind: 'unix', path: address };
   const m = /^tcp:\/\/(.+):(\d+)$/.exec(address);
@@ -65,8 +73,11 @@ export function parseApiAddress(address: string): ApiAddress {
     const host = m[1] as string;
     const port = Number(m[2]);
     if (port < 1 || port > 65535) throw new CodedError(ErrorCode.InvalidArgument, `address ${address}: port out of range`);
-    if (!LOOPBACK.test(host)) {
-      throw new CodedError(ErrorCode.InvalidArgument, `address ${address}: TCP is allowed only on a loopback address (127.0.0.1, ::1): the API runs code as root`);
+    if (!LOOPBACK.test(host) && !options.tls) {
+      throw new CodedError(
+        ErrorCode.InvalidArgument,
+        `address ${address}: TCP off loopback needs mutual TLS (--tls-cert, --tls-key, --tls-ca): the API runs code as root`,
+      );
     }
     return { kind: 'tcp', host, port };
   }
@@ -76,4 +87,25 @@ export function parseApiAddress(address: string): ApiAddress {
 /** The gRPC target string for an address. */
 export function grpcTarget(a: ApiAddress): string {
   return a.kind === 'unix' ? `unix://${a.path}` : `${a.host.includes(':') && !a.host.startsWith('[') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/** Certificate files for mutual TLS: our cert and key, and the CA that signs the peers'. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+export function readTls(files: Partial<TlsFiles>): { cert: Buffer; key: Buffer; ca: Buffer } | undefined {
+  const given = [files.cert, files.key, files.ca].filter(Boolean).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new CodedError(ErrorCode.InvalidArgument, 'TLS needs all three of --tls-cert, --tls-key and --tls-ca');
+  const read = (what: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new CodedError(ErrorCode.InvalidArgument, `${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return { cert: read('--tls-cert', files.cert as string), key: read('--tls-key', files.key as string), ca: read('--tls-ca', files.ca as string) };
 }

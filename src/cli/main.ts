@@ -37,8 +37,24 @@ function level(v: string): string {
 const addressOption = (): Option =>
   new Option('--address <address>', 'plugind API (unix:///PATH or tcp://127.0.0.1:PORT)').default(process.env.PLUGIND_ADDRESS ?? DEFAULT_ADDRESS);
 
-function client(opts: { address: string }): PluginsClient {
-  return new PluginsClient(opts.address);
+interface ClientFlags {
+  address: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+}
+
+/** The mutual-TLS files, on every client verb (added once all verbs exist). */
+function addTlsOptions(cmd: Command): void {
+  cmd
+    .addOption(new Option('--tls-cert <file>', 'client certificate (tcp:// with mutual TLS)').env('PLUGIND_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'client key').env('PLUGIND_TLS_KEY'))
+    .addOption(new Option('--tls-ca <file>', "CA of plugind's certificate").env('PLUGIND_TLS_CA'));
+}
+
+function client(o: ClientFlags): PluginsClient {
+  const tls = { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) };
+  return new PluginsClient(o.address, { tls });
 }
 
 function pluginJson(p: Plugin): Record<string, unknown> {
@@ -71,6 +87,10 @@ program
   .option('--address <address>', 'API address (default unix://<data-dir>/plugind.sock; tcp://127.0.0.1:PORT allowed)')
   .option('--metrics-address <host:port>', 'HTTP /metrics, /healthz, /readyz', '127.0.0.1:9464')
   .option('--stop-plugins-on-exit', 'stop every plugin on shutdown (default: leave them running)')
+  .option('--group <group>', 'API socket mode 0660 for this group (default: 0600, root only)')
+  .option('--tls-cert <file>', 'server certificate: mutual TLS on a tcp:// address (required off loopback)')
+  .option('--tls-key <file>', 'server key')
+  .option('--tls-ca <file>', 'CA that signs client certificates')
   .option('--log-level <level>', LEVELS.join('|'), level, 'info')
   .action(async (o: {
     dataDir: string;
@@ -80,6 +100,10 @@ program
     address?: string;
     metricsAddress: string;
     stopPluginsOnExit?: boolean;
+    group?: string;
+    tlsCert?: string;
+    tlsKey?: string;
+    tlsCa?: string;
     logLevel: string;
   }) => {
     const log = pino({ level: o.logLevel, base: { service: 'plugind' } });
@@ -94,6 +118,10 @@ program
       logger: log,
       ...(o.containerdAddress ? { containerdAddress: o.containerdAddress } : {}),
       ...(o.address ? { address: o.address } : {}),
+      ...(o.group !== undefined ? { group: o.group } : {}),
+      ...(o.tlsCert || o.tlsKey || o.tlsCa
+        ? { tls: { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) } }
+        : {}),
     });
     let stopping = false;
     const shutdown = (signal: string): void => {
@@ -283,6 +311,8 @@ program
       out(o.json ? JSON.stringify({ id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: at }) + '\n' : `${at} ${e.id} exited ${e.exitStatus} (pid ${e.pid})\n`);
     }
   });
+
+for (const cmd of program.commands) if (cmd.name() !== 'serve') addTlsOptions(cmd);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`plugind: ${err instanceof Error ? err.message : String(err)}\n`);
