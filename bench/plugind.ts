@@ -11,6 +11,7 @@ import { PluginsClient, type ExitEvent, type ServerStream } from '../src/api/cli
 import { defaultSpec } from '../src/executor/index.js';
 import { cpuSeconds, rssKb } from './proc.js';
 import { nowMs, summarize } from './stats.js';
+import { pool } from '../test/helpers/pool.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -131,14 +132,6 @@ export class Plugind {
   }
 }
 
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: Math.max(1, limit) }, async () => {
-      for (let it = queue.shift(); it !== undefined; it = queue.shift()) await fn(it);
-    }),
-  );
-}
 
 let seq = 0;
 const ids = (prefix: string, n: number): string[] => {

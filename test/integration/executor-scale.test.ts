@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
 import { startExecutor, type ExecutorRig } from '../helpers/executor.js';
+import { pool } from '../helpers/pool.js';
 
 let h: Harness;
 let r: ExecutorRig;
@@ -21,15 +22,6 @@ after(async () => {
   await h?.stop();
 });
 
-/** Runs fn over items, at most `limit` at a time. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-    }),
-  );
-}
 
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const seqText = (from: number, to: number): string => {

@@ -13,6 +13,7 @@ import type { ExitEvent, PluginsClient, ServerStream } from '../../src/api/clien
 import { shardOf } from '../../src/executor/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
 import { metricsText, sample, serve, type Served } from '../helpers/serve.js';
+import { pool } from '../helpers/pool.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 
@@ -46,12 +47,6 @@ after(async () => {
   await h?.stop();
 });
 
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(Array.from({ length: limit }, async () => {
-    for (let it = queue.shift(); it !== undefined; it = queue.shift()) await fn(it);
-  }));
-}
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
