@@ -585,10 +585,15 @@ export class Executor {
     return { running: count('running'), stopped: count('stopped'), exited: count('exited') };
   }
 
-  async #restoreOne(container: Container, task: Process | undefined): Promise<RestoreOutcome> {
+  async #restoreOne(container: Container, listed: Process | undefined): Promise<RestoreOutcome> {
     const id = container.id;
     return this.#queue.run(id, async (): Promise<RestoreOutcome> => {
       const known = this.#plugins.get(id);
+      // A plugin we already track may have changed since the list was taken
+      // (a create or an exit ran ahead of us in its queue): ask again.
+      const task = known
+        ? await this.#client.tasks.get(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(forPlugin(id, err))))
+        : listed;
       const settings = settingsFromLabels(container.labels);
       const createdAt = container.createdAt ?? new Date();
       if (!task) {
