@@ -56,6 +56,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly #loop: EventLoop;
   readonly #restarts = new Map<string, number>();
   readonly #manualStops = new Set<string>();
+  /** Pid of the last exit reported per id: a worker that died between telling an exit and recording it tells it again. */
+  readonly #reported = new Map<string, number>();
   #ready = false;
   #closing = false;
 
@@ -148,6 +150,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   #onPush(push: ShardPush): void {
     const { exit } = push;
+    if (this.#reported.get(exit.id) === exit.pid) return;
+    this.#reported.set(exit.id, exit.pid);
     this.metrics.exits.inc();
     if (exit.eventTimestampMs !== undefined) this.metrics.eventLag.observe(Math.max(0, push.handledAtMs - exit.eventTimestampMs) / 1000);
     this.emit('exit', exit);
@@ -170,6 +174,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#log.info({ plugin: id, exitStatus: exit.exitStatus, attempt: done + 1, delayMs: delay }, 'restarting plugin (on-failure)');
     void sleep(delay).then(async () => {
       if (this.#closing || this.#manualStops.has(id) || this.#restarts.get(id) !== done + 1) return;
+      this.#reported.delete(id);
       await this.#shard(id)
         .request({ kind: 'recreate', id })
         .catch((err: Error) => this.#log.error({ plugin: id, err }, 'restart failed'));
@@ -185,6 +190,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     validateId(id);
     this.#manualStops.delete(id);
     this.#restarts.delete(id);
+    this.#reported.delete(id);
     const shard = this.#shard(id);
     const { pid, startedAtMs } = await shard.request({ kind: 'create', id, spec, settings });
     this.metrics.createDuration.observe(Math.max(0, startedAtMs - receivedAtMs) / 1000);
@@ -217,6 +223,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (force) this.#manualStops.add(id);
     await this.#shard(id).request({ kind: 'remove', id, force });
     this.#restarts.delete(id);
+    this.#reported.delete(id);
   }
 
   /**

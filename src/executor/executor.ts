@@ -376,10 +376,20 @@ export class Executor {
     });
   }
 
-  /** Called inside the id's queue. A failure leaves `reaped` false; restoreAll retries it. */
+  /**
+   * Called inside the id's queue. The exit is recorded on the container
+   * first, so that a plugind that dies before the task is deleted finds it
+   * recorded and does not report it again. A failure leaves `reaped` false;
+   * restoreAll retries it.
+   */
   async #reap(p: Plugin, io: PluginIO | undefined): Promise<void> {
     const { id } = p;
     const exit = p.exit as PluginExit;
+    if (!p.settings.autoRemove) {
+      await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+    }
     // Task deletes are the heavy part of an exit (the shim shuts down); a
     // few at a time keep a mass exit from starving kills and creates.
     await this.#reapSlots.acquire();
@@ -400,10 +410,6 @@ export class Executor {
       await this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
       await rm(this.#logDir(id), { recursive: true, force: true });
       if (this.#plugins.get(id) === p) this.#plugins.delete(id);
-    } else {
-      await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
     }
     p.reaped = true;
     p.resolveExited(exit);
@@ -625,6 +631,16 @@ export class Executor {
       if (known && known.state === 'stopped' && known.exit?.pid === task.pid) {
         // Its exit was reported, but reaping it failed: finish that, report nothing.
         if (!known.reaped) await this.#reap(known, undefined);
+        return 'stopped';
+      }
+      const recordedExit = exitFromLabels(container.labels);
+      if (task.status === 'stopped' && recordedExit && recordedExit.pid === task.pid && (!known || known.pid === task.pid)) {
+        // Told and recorded before plugind (or its worker) died; only the reaping is left.
+        known?.io?.destroy();
+        const p = newPlugin(id, { state: 'stopped', pid: task.pid, createdAt, settings, io: undefined });
+        p.exit = { id, ...recordedExit };
+        this.#plugins.set(id, p);
+        await this.#reap(p, undefined);
         return 'stopped';
       }
       let p = known;

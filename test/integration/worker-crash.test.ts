@@ -1,0 +1,104 @@
+// Shard workers crashing again and again under churn: running plugins are
+// untouched, no exit is lost or reported twice, plugind's fds and memory
+// come back to where they were.
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import type { ExitEvent, ServerStream } from '../../src/api/client.js';
+import { shardOf } from '../../src/executor/index.js';
+import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
+import { metricsText, sample, serve, type Served } from '../helpers/serve.js';
+
+let h: Harness;
+let s: Served;
+let namespace: string;
+let events: ServerStream<ExitEvent>;
+const exits: ExitEvent[] = [];
+
+before(async () => {
+  h = await startContainerd();
+  namespace = uniqueName('crash');
+  s = await serve({ dataDir: join(h.dir, 'plugind'), containerdAddress: h.address, namespace });
+  events = s.client.events();
+  void (async () => {
+    for await (const e of events) exits.push(e);
+  })().catch(() => {});
+  await s.client.list();
+});
+after(async () => {
+  events?.close();
+  await s?.stop();
+  if (h) await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
+  await h?.stop();
+});
+
+const fds = (): number => readdirSync(`/proc/${s.pid}/fd`).length;
+const rssMb = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${s.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+test('20 worker crashes under churn: plugins untouched, exits once each, fds and memory back', async (t) => {
+  const c = s.client;
+  const longIds = Array.from({ length: 12 }, (_, i) => `long-${i}`);
+  assert.equal(new Set(longIds.map((id) => shardOf(id, 2))).size, 2);
+  for (const id of longIds) await c.run(id, { rootfs: h.rootfs, args: ['sh', '-c', 'while true; do echo tick; sleep 0.2; done'] });
+  const pids = new Map((await c.list()).map((p) => [p.id, p.pid]));
+  // Warm up, then take the baseline.
+  for (let i = 0; i < 10; i++) {
+    await c.run(`warm-${i}`, { rootfs: h.rootfs, args: ['true'] });
+  }
+  await sleep(500);
+  for (let i = 0; i < 10; i++) await c.remove(`warm-${i}`);
+  const fdsBefore = fds();
+  const rssBefore = rssMb();
+
+  let stop = false;
+  let n = 0;
+  const churn = (async () => {
+    while (!stop) {
+      const id = `churn-${n++}`;
+      await c.run(id, { rootfs: h.rootfs, args: ['sh', '-c', 'exit 7'] }).catch(() => {});
+    }
+  })();
+  for (let k = 0; k < 20; k++) {
+    const before = sample(await metricsText(s.metricsUrl), 'plugind_worker_restarts_total') ?? 0;
+    await c.crashWorker(k % 2).catch(() => {});
+    const end = Date.now() + 30_000;
+    while ((sample(await metricsText(s.metricsUrl), 'plugind_worker_restarts_total') ?? 0) < before + 1) {
+      assert.ok(Date.now() < end, `crash ${k}: worker not replaced`);
+      await sleep(50);
+    }
+  }
+  stop = true;
+  await churn;
+
+  // Every churn plugin that exists has exited; each exit was reported once.
+  const list = await c.list();
+  const churned = list.filter((p) => p.id.startsWith('churn-'));
+  const end = Date.now() + 30_000;
+  while (churned.some((p) => !exits.some((e) => e.id === p.id))) {
+    assert.ok(Date.now() < end, `exits never reported: ${churned.filter((p) => !exits.some((e) => e.id === p.id)).map((p) => p.id).join(' ')}`);
+    await sleep(100);
+  }
+  await sleep(500);
+  const perId = new Map<string, number>();
+  for (const e of exits) perId.set(e.id, (perId.get(e.id) ?? 0) + 1);
+  const doubled = [...perId].filter(([, k]) => k > 1).map(([id]) => id);
+  assert.deepEqual(doubled, [], 'no exit reported twice');
+  for (const id of longIds) {
+    const p = list.find((x) => x.id === id);
+    assert.equal(p?.state, 'running', id);
+    assert.equal(p?.pid, pids.get(id), `${id} untouched`);
+    assert.ok(!perId.has(id), `${id} did not exit`);
+  }
+  t.diagnostic(`${n} churn runs, ${churned.length} created, ${exits.length} exits`);
+
+  for (const p of churned) await c.remove(p.id, true);
+  await sleep(500);
+  const fdsAfter = fds();
+  const rssAfter = rssMb();
+  t.diagnostic(`plugind fds ${fdsBefore} → ${fdsAfter}, RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`);
+  assert.ok(fdsAfter <= fdsBefore + 8, `fds ${fdsBefore} → ${fdsAfter}`);
+  assert.ok(rssAfter <= rssBefore + 80, `RSS ${rssBefore} → ${rssAfter} MB`);
+  for (const id of longIds) await c.remove(id, true);
+});
