@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { PluginsClient } from '../../src/api/client.js';
+import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
+import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
@@ -86,4 +87,47 @@ export function sample(text: string, series: string): number | undefined {
     if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
   }
   return undefined;
+}
+
+/** Polls fn until it holds; throws naming `what` after ms. */
+export async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ServedRig {
+  h: Harness;
+  s: Served;
+  namespace: string;
+  /** Every exit on the events stream since start. */
+  exits: ExitEvent[];
+  close(): Promise<void>;
+}
+
+/** A private containerd, `plugind serve` on it, and its exits collected. */
+export async function startServed(label: string): Promise<ServedRig> {
+  const h = await startContainerd();
+  const namespace = uniqueName(label);
+  const s = await serve({ dataDir: join(h.dir, 'plugind'), containerdAddress: h.address, namespace });
+  const exits: ExitEvent[] = [];
+  const events = s.client.events();
+  void (async () => {
+    for await (const e of events) exits.push(e);
+  })().catch(() => {});
+  await s.client.list();
+  return {
+    h,
+    s,
+    namespace,
+    exits,
+    async close() {
+      events.close();
+      await s.stop();
+      await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
+      await h.stop();
+    },
+  };
 }

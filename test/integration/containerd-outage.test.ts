@@ -3,43 +3,24 @@
 // exactly once, and API calls made meanwhile answer instead of hanging.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import type { ExitEvent, ServerStream } from '../../src/api/client.js';
-import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { metricsText, sample, serve, type Served } from '../helpers/serve.js';
+import type { ExitEvent } from '../../src/api/client.js';
+import type { Harness } from '../helpers/containerd.js';
+import { metricsText, sample, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
+let rig: ServedRig;
 let h: Harness;
 let s: Served;
-let namespace: string;
-let events: ServerStream<ExitEvent>;
-const exits: ExitEvent[] = [];
+let exits: ExitEvent[];
 
 before(async () => {
-  h = await startContainerd();
-  namespace = uniqueName('outage');
-  s = await serve({ dataDir: join(h.dir, 'plugind'), containerdAddress: h.address, namespace });
-  events = s.client.events();
-  void (async () => {
-    for await (const e of events) exits.push(e);
-  })().catch(() => {});
-  await s.client.list();
+  rig = await startServed('outage');
+  ({ h, s, exits } = rig);
 });
 after(async () => {
-  events?.close();
-  await s?.stop();
-  if (h) await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
-  await h?.stop();
+  await rig?.close();
 });
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 test('containerd SIGKILLed (restarted by its supervisor): exits during the outage reported once, calls answer', async () => {
   const c = s.client;

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import type { ExitEvent, PluginsClient, ServerStream } from '../../src/api/client.js';
 import { shardOf } from '../../src/executor/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { metricsText, sample, serve, type Served } from '../helpers/serve.js';
+import { metricsText, sample, serve, until, type Served } from '../helpers/serve.js';
 import { pool } from '../helpers/pool.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -48,13 +48,6 @@ after(async () => {
 });
 
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function text(c: PluginsClient, id: string, stream?: 'stdout' | 'stderr'): Promise<string> {
   let out = '';

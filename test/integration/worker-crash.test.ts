@@ -3,35 +3,24 @@
 // come back to where they were.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import type { ExitEvent, ServerStream } from '../../src/api/client.js';
+import type { ExitEvent } from '../../src/api/client.js';
 import { shardOf } from '../../src/executor/index.js';
-import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { metricsText, sample, serve, type Served } from '../helpers/serve.js';
+import type { Harness } from '../helpers/containerd.js';
+import { metricsText, sample, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
+let rig: ServedRig;
 let h: Harness;
 let s: Served;
-let namespace: string;
-let events: ServerStream<ExitEvent>;
-const exits: ExitEvent[] = [];
+let exits: ExitEvent[];
 
 before(async () => {
-  h = await startContainerd();
-  namespace = uniqueName('crash');
-  s = await serve({ dataDir: join(h.dir, 'plugind'), containerdAddress: h.address, namespace });
-  events = s.client.events();
-  void (async () => {
-    for await (const e of events) exits.push(e);
-  })().catch(() => {});
-  await s.client.list();
+  rig = await startServed('crash');
+  ({ h, s, exits } = rig);
 });
 after(async () => {
-  events?.close();
-  await s?.stop();
-  if (h) await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
-  await h?.stop();
+  await rig?.close();
 });
 
 const fds = (): number => readdirSync(`/proc/${s.pid}/fd`).length;
