@@ -512,8 +512,10 @@ export class Executor {
     await this.#queue.run(id, async () => {
       if (this.#plugins.get(id) !== p) return;
       this.#plugins.delete(id);
-      // A reaped exit already deleted the task: one RPC fewer.
-      await this.#removeEverything(id, p.io, p.io?.fifos, false, p.reaped);
+      // A reaped exit already deleted the task: one RPC fewer. Not for an exit
+      // found by a restore with no task (pid 0): a create cut short by a dead
+      // worker may still bring its task into being afterwards.
+      await this.#removeEverything(id, p.io, p.io?.fifos, false, p.reaped && (p.exit?.pid ?? 0) !== 0);
     });
   }
 

@@ -3,7 +3,7 @@
 // its pid. Each test takes a namespace of its own; whatever a test leaves in
 // it is killed and deleted before containerd stops, so no shim outlives the
 // run. containerd's log is printed only when a test in the file failed.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerdClient, ContainerdSupervisor, connect } from '../../src/containerd/index.js';
@@ -65,6 +65,7 @@ export async function startContainerd(options: { rootfs?: boolean } = {}): Promi
         c.close();
       }
       await supervisor.stop();
+      killStrays(supervisor.socketPath);
       logCopy = readLog(supervisor.logPath);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -92,4 +93,26 @@ function readLog(path: string): string {
 
 function dumpLog(path: string): void {
   process.stderr.write(`--- containerd log ---\n${readLog(path)}\n`);
+}
+
+/**
+ * Processes our containerd left that no API call could reach any more:
+ * shims serving its socket, and container processes (a `runc init` of a
+ * task created but never started, say) in a cgroup of one of this test
+ * process's namespaces. Killed by pid.
+ */
+export function killStrays(socketPath: string): void {
+  const mine = new RegExp(`/[A-Za-z0-9.]+-${process.pid}-\\d+/`);
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const shim = cmdline.some((a) => a.endsWith('containerd-shim-runc-v2')) && cmdline.includes(socketPath);
+      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      if (shim || mine.test(cgroup)) process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
 }
