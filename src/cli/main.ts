@@ -52,6 +52,16 @@ function addTlsOptions(cmd: Command): void {
     .addOption(new Option('--tls-ca <file>', "CA of plugind's certificate").env('PLUGIND_TLS_CA'));
 }
 
+/** Runs fn with a client for the verb's flags, closing it however fn ends. */
+async function withClient<T>(o: ClientFlags, fn: (c: PluginsClient) => Promise<T>): Promise<T> {
+  const c = client(o);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
 function client(o: ClientFlags): PluginsClient {
   const tls = { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) };
   return new PluginsClient(o.address, { tls });
@@ -173,8 +183,7 @@ program
     if (o.logMode) log.mode = o.logMode;
     if (o.logMaxSize) log.maxSize = o.logMaxSize;
     if (o.logMaxFiles) log.maxFiles = o.logMaxFiles;
-    const c = client(o as { address: string });
-    try {
+    await withClient(o as { address: string }, async (c) => {
       const res = await c.run(id, {
         ...(o.rootfs ? { rootfs: o.rootfs as string } : {}),
         ...(specJson !== undefined ? { specJson } : {}),
@@ -185,9 +194,7 @@ program
         log,
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
-    } finally {
-      c.close();
-    }
+    });
   });
 
 program
@@ -196,8 +203,7 @@ program
   .option('--json', 'print a JSON array')
   .addOption(addressOption())
   .action(async (o: { json?: boolean; address: string }) => {
-    const c = client(o);
-    try {
+    await withClient(o, async (c) => {
       const plugins = await c.list();
       if (o.json) return void out(JSON.stringify(plugins.map(pluginJson)) + '\n');
       const rows = [['ID', 'STATE', 'PID', 'SHARD', 'CREATED', 'EXIT']];
@@ -205,9 +211,7 @@ program
         rows.push([p.id, p.state, String(p.pid || '-'), String(p.shard), p.createdAt?.toISOString() ?? '-', p.exitStatus === undefined ? '-' : String(p.exitStatus)]);
       }
       out(table(rows));
-    } finally {
-      c.close();
-    }
+    });
   });
 
 program
@@ -216,15 +220,12 @@ program
   .option('--json', 'print one JSON document')
   .addOption(addressOption())
   .action(async (id: string, o: { json?: boolean; address: string }) => {
-    const c = client(o);
-    try {
+    await withClient(o, async (c) => {
       const p = await c.inspect(id);
       if (o.json) return void out(JSON.stringify(pluginJson(p)) + '\n');
       const j = pluginJson(p);
       out(table([...Object.entries(j).map(([k, v]) => [k, String(v)]), ['restart', p.restart], ['autoRemove', String(p.autoRemove)]]));
-    } finally {
-      c.close();
-    }
+    });
   });
 
 program
@@ -233,13 +234,10 @@ program
   .option('--signal <sig>', 'name (TERM, HUP) or number', 'KILL')
   .addOption(addressOption())
   .action(async (id: string, o: { signal: string; address: string }) => {
-    const c = client(o);
-    try {
+    await withClient(o, async (c) => {
       const delivered = await c.signal(id, o.signal);
       if (!delivered) process.stderr.write(`plugind: plugin ${id} had already exited\n`);
-    } finally {
-      c.close();
-    }
+    });
   });
 
 program
@@ -248,12 +246,9 @@ program
   .option('--timeout <seconds>', 'before SIGKILL', seconds, 10)
   .addOption(addressOption())
   .action(async (id: string, o: { timeout: number; address: string }) => {
-    const c = client(o);
-    try {
+    await withClient(o, async (c) => {
       await c.stop(id, o.timeout);
-    } finally {
-      c.close();
-    }
+    });
   });
 
 program
@@ -262,12 +257,9 @@ program
   .option('--force', 'kill it first if it runs')
   .addOption(addressOption())
   .action(async (id: string, o: { force?: boolean; address: string }) => {
-    const c = client(o);
-    try {
+    await withClient(o, async (c) => {
       await c.remove(id, Boolean(o.force));
-    } finally {
-      c.close();
-    }
+    });
   });
 
 program

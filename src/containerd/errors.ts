@@ -71,4 +71,3 @@ export function isErrorCode(err: unknown, code: ErrorCode): boolean {
 
 export const isNotFound = (err: unknown): boolean => isErrorCode(err, ErrorCode.NotFound);
 export const isAlreadyExists = (err: unknown): boolean => isErrorCode(err, ErrorCode.AlreadyExists);
-export const isUnavailable = (err: unknown): boolean => isErrorCode(err, ErrorCode.Unavailable);

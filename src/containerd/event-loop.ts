@@ -24,16 +24,10 @@ export class EventLoop {
   #sub: EventSubscription | undefined;
   #closed = false;
   #running: Promise<void> | undefined;
-  #resubscriptions = 0;
 
   constructor(options: EventLoopOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
-  }
-
-  /** How many times the stream was re-established after breaking. */
-  get resubscriptions(): number {
-    return this.#resubscriptions;
   }
 
   /** Starts the loop; resolves once the first subscription is live and onLive has run. */
@@ -75,7 +69,6 @@ export class EventLoop {
       if (this.#closed) break;
       await sleep(delay);
       delay = Math.min(delay * 2, max);
-      if (!first) this.#resubscriptions += 1;
     }
   }
 

@@ -42,17 +42,12 @@ export class Shard {
   #ledger!: SharedArrayBuffer;
   #closing = false;
   #replacing: Promise<void> | undefined;
-  #restarts = 0;
 
   constructor(options: ShardOptions) {
     this.index = options.index;
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#spawn();
-  }
-
-  get restarts(): number {
-    return this.#restarts;
   }
 
   #spawn(): void {
@@ -98,7 +93,6 @@ export class Shard {
         this.#spawn();
         await old.destroy().catch(() => {});
         const closed = ledger.closeAll();
-        this.#restarts += 1;
         try {
           const counts = await this.request({ kind: 'init' });
           this.#log.info({ shard: this.index, closedFds: closed, ...counts }, 'shard worker replaced and restored');

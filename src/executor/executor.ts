@@ -142,12 +142,15 @@ export function parseSignal(signal: number | string): number {
   return n;
 }
 
-/** Checks what containerd would reject late, or not at all, before anything is created. */
-export async function validateSpec(spec: unknown): Promise<OciSpec> {
+/**
+ * Checks what containerd would reject late, or not at all, before anything
+ * is created; returns the spec packed for containerd (serialized once).
+ */
+export async function validateSpec(spec: unknown): Promise<Any> {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw invalidArgument('spec is not a JSON object');
   const s = spec as Partial<OciSpec>;
-  const size = Buffer.byteLength(JSON.stringify(spec));
-  if (size > MAX_SPEC_BYTES) throw invalidArgument(`spec is ${size} bytes; at most ${MAX_SPEC_BYTES}`);
+  const packed = packSpec(spec);
+  if (packed.value.length > MAX_SPEC_BYTES) throw invalidArgument(`spec is ${packed.value.length} bytes; at most ${MAX_SPEC_BYTES}`);
   const args = s.process?.args;
   if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string')) {
     throw invalidArgument('spec.process.args must be a non-empty list of strings');
@@ -167,7 +170,7 @@ export async function validateSpec(spec: unknown): Promise<OciSpec> {
     throw invalidArgument(`rootfs ${root} does not exist`);
   }
   if (!st.isDirectory()) throw invalidArgument(`rootfs ${root} is not a directory`);
-  return spec as OciSpec;
+  return packed;
 }
 
 export class Executor {
@@ -225,9 +228,10 @@ export class Executor {
   async #create(id: string, spec: OciSpec, input: PluginSettingsInput, keepLogs: boolean): Promise<{ pid: number }> {
     validateId(id);
     let settings: PluginSettings;
+    let packed: Any;
     try {
       settings = normalizeSettings(input);
-      await validateSpec(spec);
+      packed = await validateSpec(spec);
     } catch (err) {
       throw forPlugin(id, err);
     }
@@ -236,7 +240,7 @@ export class Executor {
       if (known && known.state !== 'stopped') {
         throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`);
       }
-      const container = { id, labels: settingsToLabels(settings), runtime: this.#runtime, spec: packSpec(spec) };
+      const container = { id, labels: settingsToLabels(settings), runtime: this.#runtime, spec: packed };
       // A stopped record we know of is replaced without a failing create first.
       if (known) await this.#replaceStale(id, keepLogs);
       // FIFOs and log files are readied while containerd creates the
@@ -313,9 +317,9 @@ export class Executor {
   }
 
   /** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
-  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false, taskGone = false): Promise<void> {
+  async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
     const steps: Array<Promise<unknown>> = [];
-    if (!taskGone) await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
+    await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
     io?.destroy();
     steps.push(this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
     if (fifos) steps.push(this.#fifos.remove(fifos));
@@ -512,10 +516,7 @@ export class Executor {
     await this.#queue.run(id, async () => {
       if (this.#plugins.get(id) !== p) return;
       this.#plugins.delete(id);
-      // A reaped exit already deleted the task: one RPC fewer. Not for an exit
-      // found by a restore with no task (pid 0): a create cut short by a dead
-      // worker may still bring its task into being afterwards.
-      await this.#removeEverything(id, p.io, p.io?.fifos, false, p.reaped && (p.exit?.pid ?? 0) !== 0);
+      await this.#removeEverything(id, p.io, p.io?.fifos);
     });
   }
 
@@ -688,7 +689,7 @@ export class Executor {
     }
   }
 
-  /** Waits for queued work, then closes every copy loop (plugins keep running). */
+  /** Closes every copy loop, letting each flush for a moment; plugins keep running. */
   async close(): Promise<void> {
     for (const p of this.#plugins.values()) await p.io?.close(500);
   }

@@ -19,10 +19,6 @@ export class KeyedQueue {
     return this.#tails.has(key);
   }
 
-  /** Keys with work queued or running. */
-  get size(): number {
-    return this.#tails.size;
-  }
 }
 
 /** At most `limit` holders at once; the rest wait in order. */

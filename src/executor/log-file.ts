@@ -51,7 +51,6 @@ export class RotatingLogFile extends Writable {
   readonly notify = new EventEmitter<LogFileEvents>();
   #fd = -1;
   #size = 0;
-  #bytes = 0;
   /** How many rotated files (.1, .2, …) exist; -1 until first counted. */
   #rotated = -1;
 
@@ -68,11 +67,6 @@ export class RotatingLogFile extends Writable {
     this.#name = name;
     this.path = join(dir, `${name}.log`);
     this.notify.setMaxListeners(0);
-  }
-
-  /** Bytes written to disk so far (all files). */
-  get bytesWritten(): number {
-    return this.#bytes;
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
@@ -146,7 +140,6 @@ export class RotatingLogFile extends Writable {
         // libuv writes at most IOV_MAX buffers per call: loop until all are out.
         const { bytesWritten: n } = await writevP(this.#fd, out);
         this.#size += n;
-        this.#bytes += n;
         out = splitBytes(out, n)[1];
       }
       pending = later;

@@ -48,7 +48,6 @@ export class PluginIO {
   /** Resolves when both streams reached EOF and their files are closed. */
   readonly done: Promise<void>;
   readonly #pipes: Pipe[];
-  #dropped = 0;
   #destroyed = false;
 
   private constructor(fifos: FifoSet, pipes: Record<StreamName, Pipe>, options: StdioOptions) {
@@ -119,7 +118,6 @@ export class PluginIO {
       onBytes?.(stream, chunk.length);
       if (mode === 'non-blocking') {
         if (file.writableLength + chunk.length > bufferSize) {
-          this.#dropped += chunk.length;
           onDropped?.(stream, chunk.length);
           return;
         }
@@ -141,11 +139,6 @@ export class PluginIO {
       flush();
       socket.destroy();
     });
-  }
-
-  /** Bytes dropped in non-blocking mode. */
-  get dropped(): number {
-    return this.#dropped;
   }
 
   /**

@@ -100,8 +100,10 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
 
 export interface ServedRig {
   h: Harness;
+  /** The plugind now serving; a test that restarts plugind puts the new one here. */
   s: Served;
   namespace: string;
+  dataDir: string;
   /** Every exit on the events stream since start. */
   exits: ExitEvent[];
   close(): Promise<void>;
@@ -111,23 +113,26 @@ export interface ServedRig {
 export async function startServed(label: string): Promise<ServedRig> {
   const h = await startContainerd();
   const namespace = uniqueName(label);
-  const s = await serve({ dataDir: join(h.dir, 'plugind'), containerdAddress: h.address, namespace });
+  const dataDir = join(h.dir, 'plugind');
+  const s = await serve({ dataDir, containerdAddress: h.address, namespace });
   const exits: ExitEvent[] = [];
   const events = s.client.events();
   void (async () => {
     for await (const e of events) exits.push(e);
   })().catch(() => {});
   await s.client.list();
-  return {
+  const rig: ServedRig = {
     h,
     s,
     namespace,
+    dataDir,
     exits,
     async close() {
       events.close();
-      await s.stop();
+      await rig.s.stop();
       await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
       await h.stop();
     },
   };
+  return rig;
 }

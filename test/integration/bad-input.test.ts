@@ -9,10 +9,11 @@ import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
 import { ErrorCode } from '../../src/containerd/index.js';
 import { defaultSpec } from '../../src/executor/index.js';
-import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { serve, type Served } from '../helpers/serve.js';
+import type { Harness } from '../helpers/containerd.js';
+import { startServed, type Served, type ServedRig } from '../helpers/serve.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
+let rig: ServedRig;
 let h: Harness;
 let s: Served;
 let c: PluginsClient;
@@ -20,16 +21,12 @@ let namespace: string;
 let dataDir: string;
 
 before(async () => {
-  h = await startContainerd();
-  namespace = uniqueName('bad');
-  dataDir = join(h.dir, 'plugind');
-  s = await serve({ dataDir, containerdAddress: h.address, namespace });
+  rig = await startServed('bad');
+  ({ h, s, namespace, dataDir } = rig);
   c = s.client;
 });
 after(async () => {
-  await s?.stop();
-  if (h) await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
-  await h?.stop();
+  await rig?.close();
 });
 
 async function code(p: Promise<unknown>): Promise<{ code: string; message: string }> {

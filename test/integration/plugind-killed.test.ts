@@ -4,28 +4,24 @@
 // hold every line in order; a gap can only be bytes that were in plugind's
 // memory at the kill, and the test counts them.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
-import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
+import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
-import { serve, until, type Served } from '../helpers/serve.js';
+import { serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
+let rig: ServedRig;
 let h: Harness;
 let s: Served;
 let namespace: string;
 let dataDir: string;
 before(async () => {
-  h = await startContainerd();
-  namespace = uniqueName('kill');
-  dataDir = join(h.dir, 'plugind');
-  s = await serve({ dataDir, containerdAddress: h.address, namespace });
+  rig = await startServed('kill');
+  ({ h, s, namespace, dataDir } = rig);
 });
 after(async () => {
-  await s?.stop();
-  if (h) await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
-  await h?.stop();
+  await rig?.close();
 });
 
 async function text(c: PluginsClient, id: string): Promise<string> {
@@ -45,7 +41,7 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
   await sleep(700);
   await s.stop('SIGKILL');
   await sleep(1500);
-  s = await serve({ dataDir, containerdAddress: h.address, namespace });
+  s = rig.s = await serve({ dataDir, containerdAddress: h.address, namespace });
   const list = await s.client.list();
   for (const id of loggers) {
     const p = list.find((x) => x.id === id);
