@@ -122,6 +122,9 @@ const SIGKILL = osConstants.signals.SIGKILL;
 const SIGTERM = osConstants.signals.SIGTERM;
 // When a task's exit status cannot be known (its task vanished), as containerd reports it.
 const UNKNOWN_EXIT_STATUS = 255;
+// When to look again for the task of a plugin found without one (a task
+// create whose caller died can still finish in containerd).
+const LATE_TASK_CHECKS_MS = [2_000, 15_000];
 
 function newPlugin(id: string, fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'>): Plugin {
   let resolveExited!: (e: PluginExit) => void;
@@ -181,6 +184,7 @@ export class Executor {
   readonly #queue = new KeyedQueue();
   readonly #reapSlots = new Semaphore(REAP_CONCURRENCY);
   readonly #plugins = new Map<string, Plugin>();
+  readonly #lateChecks = new Set<NodeJS.Timeout>();
   readonly #onExit: (exit: PluginExit) => void;
   readonly #owns: (id: string) => boolean;
   readonly #onBytes: ExecutorOptions['onBytes'];
@@ -619,10 +623,24 @@ export class Executor {
           return 'stopped';
         }
         // The task vanished without a recorded exit (containerd lost it, or
-        // plugind died between creating container and task).
+        // plugind died between creating container and task). A task create
+        // still running in containerd for a caller that died can make the
+        // task after this: look again later.
         if (!known) this.#plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
         this.#exitLater(id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
+        this.#lookAgainLater(id);
         return 'exited';
+      }
+      if (task.status === 'created' && known && known.state === 'stopped') {
+        // A create cut short (its worker died mid-call) whose task containerd
+        // made after this plugin was found without one and reported exited:
+        // the task is never started. Drop it; the exit stays on record.
+        this.#log.warn({ plugin: id }, 'deleting a task created after its plugin was reported exited');
+        await this.#forceDeleteTask(id);
+        const fifos = this.#fifos.setOf(task.stdout);
+        if (fifos) await this.#fifos.remove(fifos).catch(() => {});
+        if (!known.reaped) await this.#reap(known, undefined);
+        return 'stopped';
       }
       if (task.status === 'created') {
         // plugind died between task create and start: finish the failed create.
@@ -676,6 +694,24 @@ export class Executor {
     void this.#exit(id, e).catch((err: Error) => this.#log.error({ plugin: id, err }, 'exit handling failed'));
   }
 
+  /**
+   * Restores id again after LATE_TASK_CHECKS_MS each, while it is the
+   * stopped plugin found without a task: a task created late is deleted.
+   */
+  #lookAgainLater(id: string): void {
+    for (const ms of LATE_TASK_CHECKS_MS) {
+      const timer = setTimeout(() => {
+        this.#lateChecks.delete(timer);
+        if (this.#plugins.get(id)?.state !== 'stopped') return;
+        void this.restore(id).catch((err: Error) => {
+          if (!(err instanceof PluginError && err.code === ErrorCode.NotFound)) this.#log.warn({ plugin: id, err }, 'late task check failed');
+        });
+      }, ms);
+      timer.unref();
+      this.#lateChecks.add(timer);
+    }
+  }
+
   /** FIFO sets that no task uses: left by a plugind that died mid-create. */
   async #removeStrayFifos(tasks: Process[]): Promise<void> {
     const inUse = new Set(tasks.map((t) => this.#fifos.setOf(t.stdout)?.dir).filter(Boolean));
@@ -691,6 +727,8 @@ export class Executor {
 
   /** Closes every copy loop, letting each flush for a moment; plugins keep running. */
   async close(): Promise<void> {
+    for (const t of this.#lateChecks) clearTimeout(t);
+    this.#lateChecks.clear();
     for (const p of this.#plugins.values()) await p.io?.close(500);
   }
 }

@@ -2,7 +2,7 @@
 // against the harness's containerd, and talks to it through the API client.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
@@ -135,4 +135,36 @@ export async function startServed(label: string): Promise<ServedRig> {
     },
   };
   return rig;
+}
+
+/**
+ * What is left of plugins not in keep: containers and tasks in the
+ * namespace, FIFO sets and log dirs in the data dir. Empty when nothing leaked.
+ */
+export async function leftovers(rig: ServedRig, keep: Iterable<string> = []): Promise<string[]> {
+  const kept = new Set(keep);
+  const c = rig.h.client('leak').withNamespace(rig.namespace);
+  const found: string[] = [];
+  for (const x of await c.containers.list()) if (!kept.has(x.id)) found.push(`container ${x.id}`);
+  for (const t of await c.tasks.list()) if (!kept.has(t.containerId)) found.push(`task ${t.containerId} (${t.status})`);
+  for (const name of readdirOr(join(rig.dataDir, 'fifo'))) {
+    // Pool dirs (dot-named) hold spare FIFO sets, not plugins'.
+    if (!name.startsWith('.') && !kept.has(name.slice(0, name.lastIndexOf('.')))) found.push(`fifo set ${name}`);
+  }
+  for (const name of readdirOr(join(rig.dataDir, 'logs'))) if (!kept.has(name)) found.push(`log dir ${name}`);
+  return found;
+}
+
+function readdirOr(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** A process's open fds and resident memory. */
+export function usage(pid: number): { fds: number; rssMb: number } {
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  return { fds: readdirSync(`/proc/${pid}/fd`).length, rssMb: rss };
 }

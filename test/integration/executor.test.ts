@@ -238,6 +238,29 @@ describe('executor', () => {
     }
   });
 
+  test('a task created after restore reported its plugin exited (a create cut short) is deleted', async () => {
+    const r = await startExecutor(h);
+    try {
+      // What a worker that died inside task create leaves: the container,
+      // and a task create that containerd finishes only after the restore.
+      const spec = defaultSpec({ rootfs: h.rootfs, args: ['sleep', '1000'], namespace: r.client.namespace, id: 'late' });
+      await r.client.containers.create({ id: 'late', labels: { [LABEL.managed]: '1' }, runtime: { name: 'io.containerd.runc.v2' }, spec: packSpec(spec) });
+      assert.deepEqual(await r.executor.restoreAll(), { running: 0, stopped: 0, exited: 1 });
+      assert.equal((await r.exitOf('late')).exitStatus, 255);
+      await r.client.tasks.create({ containerId: 'late' });
+      assert.deepEqual((await r.client.tasks.list()).map((t) => t.status), ['created']);
+      for (let i = 0; i < 100 && (await r.client.tasks.list()).length > 0; i++) await sleep(100);
+      assert.deepEqual(await r.client.tasks.list(), [], 'the late task is deleted');
+      assert.equal(r.executor.status('late').state, 'stopped');
+      assert.equal(r.executor.status('late').exitStatus, 255);
+      assert.equal(r.exits.length, 1, 'reported once');
+      await r.executor.remove('late');
+      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+    } finally {
+      await r.close();
+    }
+  });
+
   test('logs: tail, follow until exit, rotation keeps order', async () => {
     const r = await startExecutor(h);
     try {

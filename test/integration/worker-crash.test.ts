@@ -2,13 +2,12 @@
 // untouched, no exit is lost or reported twice, plugind's fds and memory
 // come back to where they were.
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { ExitEvent } from '../../src/api/client.js';
 import { shardOf } from '../../src/executor/index.js';
 import type { Harness } from '../helpers/containerd.js';
-import { metricsText, sample, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, metricsText, sample, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -23,9 +22,6 @@ after(async () => {
   await rig?.close();
 });
 
-const fds = (): number => readdirSync(`/proc/${s.pid}/fd`).length;
-const rssMb = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${s.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
 test('20 worker crashes under churn: plugins untouched, exits once each, fds and memory back', async (t) => {
   const c = s.client;
   const longIds = Array.from({ length: 12 }, (_, i) => `long-${i}`);
@@ -38,8 +34,7 @@ test('20 worker crashes under churn: plugins untouched, exits once each, fds and
   }
   await sleep(500);
   for (let i = 0; i < 10; i++) await c.remove(`warm-${i}`);
-  const fdsBefore = fds();
-  const rssBefore = rssMb();
+  const before = usage(s.pid);
 
   let stop = false;
   let n = 0;
@@ -50,10 +45,10 @@ test('20 worker crashes under churn: plugins untouched, exits once each, fds and
     }
   })();
   for (let k = 0; k < 20; k++) {
-    const before = sample(await metricsText(s.metricsUrl), 'plugind_worker_restarts_total') ?? 0;
+    const restarts = sample(await metricsText(s.metricsUrl), 'plugind_worker_restarts_total') ?? 0;
     await c.crashWorker(k % 2).catch(() => {});
     const end = Date.now() + 30_000;
-    while ((sample(await metricsText(s.metricsUrl), 'plugind_worker_restarts_total') ?? 0) < before + 1) {
+    while ((sample(await metricsText(s.metricsUrl), 'plugind_worker_restarts_total') ?? 0) < restarts + 1) {
       assert.ok(Date.now() < end, `crash ${k}: worker not replaced`);
       await sleep(50);
     }
@@ -82,12 +77,20 @@ test('20 worker crashes under churn: plugins untouched, exits once each, fds and
   }
   t.diagnostic(`${n} churn runs, ${churned.length} created, ${exits.length} exits`);
 
+  // No task outlives its plugin's exit, not even one a crashed worker's
+  // create left being made in containerd (plugind looks again for those).
+  const running = new Set(longIds);
+  await until('no task but the long plugins', async () => (await leftovers(rig, running)).every((x) => !x.startsWith('task ')), 20_000).catch(
+    async () => assert.deepEqual((await leftovers(rig, running)).filter((x) => x.startsWith('task ')), []),
+  );
+
   for (const p of churned) await c.remove(p.id, true);
   await sleep(500);
-  const fdsAfter = fds();
-  const rssAfter = rssMb();
-  t.diagnostic(`plugind fds ${fdsBefore} → ${fdsAfter}, RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`);
-  assert.ok(fdsAfter <= fdsBefore + 8, `fds ${fdsBefore} → ${fdsAfter}`);
-  assert.ok(rssAfter <= rssBefore + 80, `RSS ${rssBefore} → ${rssAfter} MB`);
+  const now = usage(s.pid);
+  t.diagnostic(`plugind fds ${before.fds} → ${now.fds}, RSS ${before.rssMb.toFixed(0)} → ${now.rssMb.toFixed(0)} MB`);
+  assert.ok(now.fds <= before.fds + 8, `fds ${before.fds} → ${now.fds}`);
+  assert.ok(now.rssMb <= before.rssMb + 80, `RSS ${before.rssMb} → ${now.rssMb} MB`);
+  assert.deepEqual(await leftovers(rig, longIds), [], 'nothing left of removed plugins');
   for (const id of longIds) await c.remove(id, true);
+  assert.deepEqual(await leftovers(rig), []);
 });
