@@ -3,6 +3,7 @@
 // the owning shard, fans handled exits out to listeners, applies restart
 // policies, and merges metrics. It never touches a plugin itself.
 import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
@@ -18,6 +19,7 @@ import {
 } from '../executor/index.js';
 import { ServiceMetrics } from './metrics.js';
 import { LOGS_WINDOW, type LogsControl, type LogsMessage, type RestoreCounts, type ShardPush } from './protocol.js';
+import { ReportedExits } from './reported-exits.js';
 import { Shard, ShardError } from './shard.js';
 
 export interface CoordinatorOptions {
@@ -56,8 +58,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly #loop: EventLoop;
   readonly #restarts = new Map<string, number>();
   readonly #manualStops = new Set<string>();
-  /** Pid of the last exit reported per id: a worker that died between telling an exit and recording it tells it again. */
-  readonly #reported = new Map<string, number>();
+  /**
+   * The last exit told per id, kept across restarts: a worker (or plugind)
+   * that died between telling an exit and recording it tells it again.
+   */
+  readonly #reported: ReportedExits;
   #ready = false;
   #closing = false;
 
@@ -69,11 +74,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
+    const dataDir = join(options.dataDir, 'plugins', options.namespace);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.#reported = new ReportedExits(join(dataDir, 'reported-exits'));
     const config = {
       shards: workers,
       address: options.containerdAddress,
       namespace: options.namespace,
-      dataDir: join(options.dataDir, 'plugins', options.namespace),
+      dataDir,
       logLevel: options.logLevel ?? 'info',
       testHooks: options.testHooks ?? false,
     };
@@ -150,8 +158,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   #onPush(push: ShardPush): void {
     const { exit } = push;
-    if (this.#reported.get(exit.id) === exit.pid) return;
-    this.#reported.set(exit.id, exit.pid);
+    if (this.#reported.has(exit.id, exit.pid)) return;
+    this.#reported.add(exit.id, exit.pid);
     this.metrics.exits.inc();
     if (exit.eventTimestampMs !== undefined) this.metrics.eventLag.observe(Math.max(0, push.handledAtMs - exit.eventTimestampMs) / 1000);
     this.emit('exit', exit);
@@ -300,6 +308,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await Promise.all(this.shards.map((s) => s.close(false)));
     }
     this.#client.close();
+    this.#reported.close();
     this.#ready = false;
   }
 }

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
+import type { ContainerdClient } from '../../src/containerd/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -21,7 +22,8 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function serve(opts: { dataDir: string; containerdAddress: string; namespace: string; workers?: number; extra?: string[] }): Promise<Served> {
+/** Without containerdAddress, plugind runs its embedded containerd. */
+export async function serve(opts: { dataDir: string; containerdAddress?: string; namespace: string; workers?: number; extra?: string[] }): Promise<Served> {
   mkdirSync(opts.dataDir, { recursive: true });
   const address = `unix://${join(opts.dataDir, 'plugind.sock')}`;
   const args = [
@@ -31,8 +33,7 @@ export async function serve(opts: { dataDir: string; containerdAddress: string; 
     'serve',
     '--data-dir',
     opts.dataDir,
-    '--containerd-address',
-    opts.containerdAddress,
+    ...(opts.containerdAddress ? ['--containerd-address', opts.containerdAddress] : []),
     '--namespace',
     opts.namespace,
     '--workers',
@@ -104,6 +105,8 @@ export interface ServedRig {
   s: Served;
   namespace: string;
   dataDir: string;
+  /** containerd, straight, on plugind's namespace. */
+  containerd: ContainerdClient;
   /** Every exit on the events stream since start. */
   exits: ExitEvent[];
   close(): Promise<void>;
@@ -126,11 +129,12 @@ export async function startServed(label: string): Promise<ServedRig> {
     s,
     namespace,
     dataDir,
+    containerd: h.client('x').withNamespace(namespace),
     exits,
     async close() {
       events.close();
       await rig.s.stop();
-      await purgeNamespace(h.client('x').withNamespace(namespace)).catch(() => {});
+      await purgeNamespace(rig.containerd).catch(() => {});
       await h.stop();
     },
   };
@@ -141,9 +145,9 @@ export async function startServed(label: string): Promise<ServedRig> {
  * What is left of plugins not in keep: containers and tasks in the
  * namespace, FIFO sets and log dirs in the data dir. Empty when nothing leaked.
  */
-export async function leftovers(rig: ServedRig, keep: Iterable<string> = []): Promise<string[]> {
+export async function leftovers(rig: { containerd: ContainerdClient; dataDir: string }, keep: Iterable<string> = []): Promise<string[]> {
   const kept = new Set(keep);
-  const c = rig.h.client('leak').withNamespace(rig.namespace);
+  const c = rig.containerd;
   const found: string[] = [];
   for (const x of await c.containers.list()) if (!kept.has(x.id)) found.push(`container ${x.id}`);
   for (const t of await c.tasks.list()) if (!kept.has(t.containerId)) found.push(`task ${t.containerId} (${t.status})`);

@@ -3,11 +3,16 @@
 // exactly once, and API calls made meanwhile answer instead of hanging.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import type { ExitEvent } from '../../src/api/client.js';
-import type { Harness } from '../helpers/containerd.js';
-import { metricsText, sample, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
+import type { ExitEvent, PluginsClient } from '../../src/api/client.js';
+import { connect } from '../../src/containerd/index.js';
+import { killStrays, type Harness } from '../helpers/containerd.js';
+import { makeBusyboxRootfs } from '../helpers/rootfs.js';
+import { leftovers, metricsText, sample, serve, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -22,8 +27,9 @@ after(async () => {
   await rig?.close();
 });
 
-test('containerd SIGKILLed (restarted by its supervisor): exits during the outage reported once, calls answer', async () => {
+test('containerd SIGKILLed (restarted by its supervisor): exits during the outage reported once, calls answer', async (t) => {
   const c = s.client;
+  const before = usage(s.pid);
   await c.run('short', { rootfs: h.rootfs, args: ['sh', '-c', 'sleep 0.5; exit 5'] });
   await c.run('long', { rootfs: h.rootfs, args: ['sleep', '1000'] });
   const restarted = once(h.supervisor, 'restart');
@@ -53,4 +59,70 @@ test('containerd SIGKILLed (restarted by its supervisor): exits during the outag
   await until('the exit of after', () => exits.some((e) => e.id === 'after'));
   assert.equal(exits.find((e) => e.id === 'after')?.exitStatus, 3);
   for (const p of await c.list()) await c.remove(p.id, true);
+  assert.deepEqual(await leftovers(rig), []);
+  const now = usage(s.pid);
+  t.diagnostic(`plugind fds ${before.fds} → ${now.fds}, RSS ${before.rssMb.toFixed(0)} → ${now.rssMb.toFixed(0)} MB`);
+  assert.ok(now.fds <= before.fds + 8, `fds ${before.fds} → ${now.fds}`);
+});
+
+test('embedded containerd (serve without --containerd-address) SIGKILLed: restarted, exits once, calls answer', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pd-'));
+  const rootfs = makeBusyboxRootfs(join(dir, 'rootfs'));
+  const dataDir = join(dir, 'data');
+  const namespace = 'embedded';
+  const e = await serve({ dataDir, namespace });
+  const pidFile = join(dataDir, 'containerd', 'containerd.pid');
+  const socket = join(dataDir, 'containerd', 'containerd.sock');
+  const seen: ExitEvent[] = [];
+  const events = e.client.events();
+  void (async () => {
+    for await (const x of events) seen.push(x);
+  })().catch(() => {});
+  const c: PluginsClient = e.client;
+  try {
+    await c.list();
+    await c.run('short', { rootfs, args: ['sh', '-c', 'sleep 0.5; exit 5'] });
+    await c.run('long', { rootfs, args: ['sleep', '1000'] });
+    const longPid = (await c.inspect('long')).pid;
+    const first = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(first, 'SIGKILL');
+    const started = Date.now();
+    assert.equal((await c.inspect('long')).state, 'running');
+    const during = await c.run('during', { rootfs, args: ['sh', '-c', 'exit 2'] }).then(
+      () => 'ok',
+      (err: { code?: string }) => err.code,
+    );
+    assert.ok(during === 'ok' || during === 'Unavailable', `run during the outage: ${during}`);
+    assert.ok(Date.now() - started < 30_000, 'no call hangs');
+    await until('a new containerd', () => {
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      return pid !== first && pid > 0;
+    });
+    await until('the exit of short', () => seen.some((x) => x.id === 'short'));
+    if (during === 'ok') await until('the exit of during', () => seen.some((x) => x.id === 'during'));
+    await until('the event stream back', async () => (sample(await metricsText(e.metricsUrl), 'plugind_containerd_reconnects_total') ?? 0) >= 1);
+    await c.run('after', { rootfs, args: ['sh', '-c', 'exit 3'] });
+    await until('the exit of after', () => seen.some((x) => x.id === 'after'));
+    await sleep(1000);
+    const counts = new Map<string, number>();
+    for (const x of seen) counts.set(x.id, (counts.get(x.id) ?? 0) + 1);
+    assert.deepEqual([...counts.values()].filter((k) => k > 1), [], 'no exit reported twice');
+    assert.equal(seen.find((x) => x.id === 'short')?.exitStatus, 5);
+    assert.equal(counts.get('long'), undefined);
+    assert.deepEqual(await c.inspect('long').then((p) => [p.state, p.pid]), ['running', longPid], 'the long plugin is untouched');
+    assert.equal(sample(await metricsText(e.metricsUrl), 'plugind_exits_total'), seen.length, 'plugind_exits_total counts each exit once');
+    t.diagnostic(`run during the outage: ${during}; ${seen.length} exits reported`);
+    for (const p of await c.list()) await c.remove(p.id, true);
+    const direct = connect({ address: `unix://${socket}`, namespace });
+    try {
+      assert.deepEqual(await leftovers({ containerd: direct, dataDir }), []);
+    } finally {
+      direct.close();
+    }
+  } finally {
+    events.close();
+    await e.stop();
+    killStrays(socket);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
-import { serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, metricsText, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -34,13 +34,15 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
   const loggers = Array.from({ length: 100 }, (_, i) => `log-${i}`);
   const line = 'i=0; while true; do echo line$i; i=$((i+1)); sleep 0.05; done';
   await pool(loggers, 8, (id) => s.client.run(id, { rootfs: h.rootfs, args: ['sh', '-c', line] }));
-  // Short plugins: some exit before the kill, some while plugind is down.
+  // Short plugins: five exit before the kill (and are reported), five while plugind is down.
   const shorts = Array.from({ length: 10 }, (_, i) => `short-${i}`);
-  await pool(shorts, 4, (id) => s.client.run(id, { rootfs: h.rootfs, args: ['sh', '-c', `sleep ${(Number(id.split('-')[1]) % 5) * 0.3}; exit 9`] }));
+  const early = shorts.slice(0, 5);
+  await pool(shorts, 4, (id) => s.client.run(id, { rootfs: h.rootfs, args: ['sh', '-c', `sleep ${early.includes(id) ? 0 : 2.5}; exit 9`] }));
   const pids = new Map((await s.client.list()).map((p) => [p.id, p.pid]));
-  await sleep(700);
+  await until('the early exits reported', () => early.every((id) => rig.exits.some((e) => e.id === id)));
+  await sleep(300);
   await s.stop('SIGKILL');
-  await sleep(1500);
+  await sleep(2500);
   s = rig.s = await serve({ dataDir, containerdAddress: h.address, namespace });
   const list = await s.client.list();
   for (const id of loggers) {
@@ -75,5 +77,11 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
     if (gaps) gappy += 1;
   }
   t.diagnostic(`after SIGKILL: ${missingLines} lines (≈ ${missingLines * 8} bytes) lost in plugind's memory across ${gappy} of ${loggers.length} plugins`);
+  // The new plugind counted the five exits it found and the 100 stops, and
+  // not the five exits reported before the kill.
+  await until('the stops counted', async () => (sample(await metricsText(s.metricsUrl), 'plugind_exits_total') ?? 0) >= 105);
+  await sleep(500);
+  assert.equal(sample(await metricsText(s.metricsUrl), 'plugind_exits_total'), 105, 'plugind_exits_total counts each exit once');
   for (const p of await s.client.list()) await s.client.remove(p.id, true);
+  assert.deepEqual(await leftovers(rig), []);
 });

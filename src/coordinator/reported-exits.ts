@@ -1,0 +1,70 @@
+// The pid of the last exit told per plugin id, kept in an append-only file
+// so that it outlives plugind. An exit is told before it is recorded on the
+// container; a plugind killed in between finds the exit unrecorded after its
+// restart and would tell it again. Appends are synchronous and unflushed:
+// they survive the process being killed (the page cache keeps them), which
+// is the failure this guards against.
+//
+// Lines: `R <pid> <id>` (told) and `D <id>` (forgotten: the id ran again or
+// was removed). Ids never hold spaces or newlines (see executor/ids.ts).
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+
+/** Rewrite the file once it holds this many more lines than live entries. */
+const COMPACT_SLACK = 4096;
+
+export class ReportedExits {
+  readonly #path: string;
+  readonly #pids = new Map<string, number>();
+  #fd: number | undefined;
+  #lines = 0;
+
+  constructor(path: string) {
+    this.#path = path;
+    if (existsSync(path)) {
+      for (const line of readFileSync(path, 'utf8').split('\n')) {
+        const [op, a, b] = line.split(' ');
+        if (op === 'R' && b) this.#pids.set(b, Number(a));
+        else if (op === 'D' && a) this.#pids.delete(a);
+      }
+    }
+    this.#fd = this.#compact();
+  }
+
+  /** True when this exit (id, pid) was told already. */
+  has(id: string, pid: number): boolean {
+    return this.#pids.get(id) === pid;
+  }
+
+  add(id: string, pid: number): void {
+    this.#pids.set(id, pid);
+    this.#append(`R ${pid} ${id}\n`);
+  }
+
+  delete(id: string): void {
+    if (this.#pids.delete(id)) this.#append(`D ${id}\n`);
+  }
+
+  /** Later changes are kept in memory only. */
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  #append(line: string): void {
+    if (this.#fd === undefined) return;
+    writeSync(this.#fd, line);
+    if (++this.#lines > this.#pids.size + COMPACT_SLACK) {
+      closeSync(this.#fd);
+      this.#fd = this.#compact();
+    }
+  }
+
+  /** Writes the live entries to a new file, swaps it in, and opens it for appending. */
+  #compact(): number {
+    const tmp = `${this.#path}.tmp`;
+    writeFileSync(tmp, [...this.#pids].map(([id, pid]) => `R ${pid} ${id}\n`).join(''), { mode: 0o600 });
+    renameSync(tmp, this.#path);
+    this.#lines = this.#pids.size;
+    return openSync(this.#path, 'a');
+  }
+}
