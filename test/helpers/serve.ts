@@ -2,7 +2,7 @@
 // against the harness's containerd, and talks to it through the API client.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
@@ -148,15 +148,22 @@ export async function startServed(label: string): Promise<ServedRig> {
 export async function leftovers(rig: { containerd: ContainerdClient; dataDir: string }, keep: Iterable<string> = []): Promise<string[]> {
   const kept = new Set(keep);
   const c = rig.containerd;
+  const dir = pluginsDir(rig.dataDir, c.namespace);
+  if (!existsSync(dir)) throw new Error(`${dir} does not exist: not plugind's data dir for ${c.namespace}`);
   const found: string[] = [];
   for (const x of await c.containers.list()) if (!kept.has(x.id)) found.push(`container ${x.id}`);
   for (const t of await c.tasks.list()) if (!kept.has(t.containerId)) found.push(`task ${t.containerId} (${t.status})`);
-  for (const name of readdirOr(join(rig.dataDir, 'fifo'))) {
+  for (const name of readdirOr(join(dir, 'fifo'))) {
     // Pool dirs (dot-named) hold spare FIFO sets, not plugins'.
     if (!name.startsWith('.') && !kept.has(name.slice(0, name.lastIndexOf('.')))) found.push(`fifo set ${name}`);
   }
-  for (const name of readdirOr(join(rig.dataDir, 'logs'))) if (!kept.has(name)) found.push(`log dir ${name}`);
+  for (const name of readdirOr(join(dir, 'logs'))) if (!kept.has(name)) found.push(`log dir ${name}`);
   return found;
+}
+
+/** Where plugind keeps a namespace's FIFOs and logs. */
+export function pluginsDir(dataDir: string, namespace: string): string {
+  return join(dataDir, 'plugins', namespace);
 }
 
 function readdirOr(dir: string): string[] {

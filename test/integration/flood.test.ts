@@ -1,0 +1,96 @@
+// Plugins writing as fast as they can for a minute (PLUGIND_FLOOD_SECONDS):
+// plugind's RSS stays under FLOOD_RSS_BOUND_MB, blocking plugins lose
+// nothing, and in non-blocking mode plugind_stdio_dropped_bytes_total is
+// exactly what the files lack.
+import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import type { Harness } from '../helpers/containerd.js';
+import { pool } from '../helpers/pool.js';
+import { leftovers, metricsText, pluginsDir, sample, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
+
+/** The bound this suite holds plugind to while 16 plugins flood it. */
+const FLOOD_RSS_BOUND_MB = 320;
+const SECONDS = Number(process.env['PLUGIND_FLOOD_SECONDS'] ?? 60);
+const MIB = 1 << 20;
+// Rotated files are filled to exactly this size; odd so that a miscount
+// cannot pass for whole rotated files.
+const MAX_SIZE = 8 * MIB + 13;
+
+let rig: ServedRig;
+let h: Harness;
+let s: Served;
+before(async () => {
+  rig = await startServed('flood');
+  ({ h, s } = rig);
+});
+after(async () => {
+  await rig?.close();
+});
+
+function onDisk(id: string, stream: string): number {
+  const dir = join(pluginsDir(rig.dataDir, rig.namespace), 'logs', id);
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${stream}.log`))
+    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+}
+
+test(`flood for ${SECONDS} s: RSS under ${FLOOD_RSS_BOUND_MB} MB, dropped bytes are what the files lack`, async (t) => {
+  const c = s.client;
+  const log = { maxSize: MAX_SIZE, maxFiles: 2 };
+  const blocking = Array.from({ length: 8 }, (_, i) => `block-${i}`);
+  const lossy = Array.from({ length: 8 }, (_, i) => `lossy-${i}`);
+  const base = usage(s.pid);
+  await pool(blocking, 4, (id) => c.run(id, { rootfs: h.rootfs, args: ['cat', '/dev/zero'], log }));
+  // Whole MiBs, counted; SIGTERM ends the loop after the current MiB and the count goes to stderr.
+  const counted = 'trap "stop=1" TERM; n=0; while [ -z "$stop" ]; do head -c 1048576 /dev/zero; n=$((n+1)); done; echo $n >&2';
+  await pool(lossy, 4, (id) =>
+    c.run(id, { rootfs: h.rootfs, args: ['sh', '-c', counted], log: { ...log, mode: 'non-blocking', bufferSize: 64 << 10 } }),
+  );
+  let peak = 0;
+  const end = Date.now() + SECONDS * 1000;
+  while (Date.now() < end) {
+    peak = Math.max(peak, usage(s.pid).rssMb);
+    await sleep(250);
+  }
+  await pool(lossy, 8, (id) => c.signal(id, 'TERM'));
+  await pool(blocking, 8, (id) => c.stop(id, 0));
+  await until('the counted writers to exit', async () => (await c.list()).filter((p) => p.state === 'stopped').length === 16, 60_000);
+  const text = await metricsText(s.metricsUrl);
+  const metric = (name: string, stream: string): number =>
+    [0, 1].reduce((n, shard) => n + (sample(text, `${name}{stream="${stream}",shard="${shard}"}`) ?? 0), 0);
+  const read = metric('plugind_stdio_bytes_total', 'stdout');
+  const dropped = metric('plugind_stdio_dropped_bytes_total', 'stdout');
+  assert.equal(metric('plugind_stdio_dropped_bytes_total', 'stderr'), 0);
+
+  let written = 0;
+  let kept = 0;
+  for (const id of lossy) {
+    let err = '';
+    for await (const chunk of c.logs(id, { stream: 'stderr' })) err += chunk.data.toString();
+    assert.match(err, /^\d+\n$/, `${id} printed its count`);
+    written += Number(err) * MIB;
+    kept += onDisk(id, 'stdout');
+  }
+  // What the files lack is the dropped bytes plus whole rotated-away files.
+  const lacking = written - kept;
+  const rotatedAway = lacking - dropped;
+  assert.ok(rotatedAway >= 0 && rotatedAway % MAX_SIZE === 0, `written ${written}, kept ${kept}, dropped ${dropped}: ${rotatedAway} is not whole files of ${MAX_SIZE}`);
+  for (const id of blocking) {
+    const size = onDisk(id, 'stdout');
+    assert.ok(size > MAX_SIZE && size <= 2 * MAX_SIZE, `${id}: ${size} bytes kept`);
+  }
+  const gib = (n: number): string => (n / 2 ** 30).toFixed(1);
+  t.diagnostic(
+    `${SECONDS} s, 16 plugins: ${gib(read)} GiB read (${(read / MIB / SECONDS).toFixed(0)} MiB/s); non-blocking: ${gib(written)} GiB written, ` +
+      `${gib(dropped)} GiB dropped (counted = lacking from the files, ${rotatedAway / MAX_SIZE} files rotated away); ` +
+      `RSS ${base.rssMb.toFixed(0)} MB before, ${peak.toFixed(0)} MB peak (bound ${FLOOD_RSS_BOUND_MB})`,
+  );
+  assert.ok(peak < FLOOD_RSS_BOUND_MB, `RSS peaked at ${peak.toFixed(0)} MB`);
+  for (const p of await c.list()) await c.remove(p.id);
+  assert.deepEqual(await leftovers(rig), []);
+  const now = usage(s.pid);
+  assert.ok(now.fds <= base.fds + 8, `fds ${base.fds} → ${now.fds}`);
+});
