@@ -8,7 +8,7 @@
 // after an exit the plugin stays listed as stopped (exit status in its
 // labels) until remove(), unless it was created with autoRemove.
 import { constants as osConstants } from 'node:os';
-import { rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -28,7 +28,7 @@ import {
   type Logger,
 } from '../containerd/index.js';
 import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
-import { FifoPool, setName, type FifoSet } from './fifo.js';
+import { FifoPool, idOfSet, setName, type FifoSet } from './fifo.js';
 import { validateId } from './ids.js';
 import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { FdHooks } from './log-file.js';
@@ -125,6 +125,8 @@ const UNKNOWN_EXIT_STATUS = 255;
 // When to look again for the task of a plugin found without one (a task
 // create whose caller died can still finish in containerd).
 const LATE_TASK_CHECKS_MS = [2_000, 15_000];
+// How long close() lets copy loops reach EOF before it closes them.
+const CLOSE_GRACE_MS = 500;
 
 function newPlugin(id: string, fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'>): Plugin {
   let resolveExited!: (e: PluginExit) => void;
@@ -320,13 +322,19 @@ export class Executor {
     await this.#removeEverything(id, old?.io, oldFifos, keepLogs);
   }
 
-  /** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
+  /**
+   * Force-deletes task and container and removes FIFOs and logs; missing
+   * pieces are fine. Every FIFO set made for the id goes, not only the one
+   * known: a create cut short by a worker crash leaves one nobody knows.
+   */
   async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
     const steps: Array<Promise<unknown>> = [];
     await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
     io?.destroy();
     steps.push(this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
-    if (fifos) steps.push(this.#fifos.remove(fifos));
+    const sets = await this.#fifos.setsOf(id);
+    if (fifos && !sets.some((x) => x.dir === fifos.dir)) sets.push(fifos);
+    for (const set of sets) steps.push(this.#fifos.remove(set));
     if (!keepLogs) steps.push(rm(this.#logDir(id), { recursive: true, force: true }));
     const results = await Promise.allSettled(steps);
     for (const r of results) if (r.status === 'rejected') this.#log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
@@ -594,6 +602,7 @@ export class Executor {
     const mine = containers.filter((c) => this.#owns(c.id));
     const outcomes = await Promise.all(mine.map((c) => this.#restoreOne(c, byId.get(c.id))));
     await this.#removeStrayFifos(tasks);
+    await this.#removeStrayLogs(new Set(containers.map((c) => c.id)));
     const count = (o: RestoreOutcome): number => outcomes.filter((x) => x === o).length;
     return { running: count('running'), stopped: count('stopped'), exited: count('exited') };
   }
@@ -717,7 +726,7 @@ export class Executor {
     const inUse = new Set(tasks.map((t) => this.#fifos.setOf(t.stdout)?.dir).filter(Boolean));
     for (const p of this.#plugins.values()) if (p.io) inUse.add(p.io.fifos.dir);
     for (const name of await this.#fifos.list()) {
-      const id = name.slice(0, name.lastIndexOf('.'));
+      const id = idOfSet(name);
       // A create of this id may hold a set it has not handed to containerd yet.
       if (!this.#owns(id) || this.#queue.has(id)) continue;
       const set = this.#fifos.setOf(join(this.#fifos.root, name, 'stdout'));
@@ -725,11 +734,27 @@ export class Executor {
     }
   }
 
-  /** Closes every copy loop, letting each flush for a moment; plugins keep running. */
+  /** Log dirs of ids with no container: left by a create cut short before its container existed. */
+  async #removeStrayLogs(containers: Set<string>): Promise<void> {
+    const names = await readdir(this.#logRoot).catch(() => [] as string[]);
+    for (const id of names) {
+      if (containers.has(id) || this.#plugins.has(id) || this.#queue.has(id) || !this.#owns(id)) continue;
+      await rm(this.#logDir(id), { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Closes every copy loop, all at once, after a moment (CLOSE_GRACE_MS)
+   * in which a plugin exiting now still gets its output to the file; what
+   * was read is flushed. Plugins keep running; what they write meanwhile
+   * waits in the pipe for the next reader. (The kernel drops what is in a
+   * FIFO once nobody holds it: the last words of a plugin that exits while
+   * no plugind reads are lost.)
+   */
   async close(): Promise<void> {
     for (const t of this.#lateChecks) clearTimeout(t);
     this.#lateChecks.clear();
-    for (const p of this.#plugins.values()) await p.io?.close(500);
+    await Promise.all([...this.#plugins.values()].map((p) => p.io?.close(CLOSE_GRACE_MS)));
   }
 }
 

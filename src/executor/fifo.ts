@@ -124,6 +124,12 @@ export class FifoPool {
     }
   }
 
+  /** Every set made for id (named by setName), in use or left behind. */
+  async setsOf(id: string): Promise<FifoSet[]> {
+    const names = (await this.list()).filter((n) => idOfSet(n) === id);
+    return names.map((n) => this.setOf(join(this.root, n, 'stdout')) as FifoSet);
+  }
+
   /**
    * Puts a set back in the pool for another plugin. Only for a set whose
    * streams reached EOF: no one has the FIFOs open, so the pipes are empty.
@@ -162,5 +168,10 @@ export function openReadEnd(path: string): Promise<number> {
 
 export function setName(id: string): string {
   return `${id}.${randomBytes(4).toString('hex')}`;
+}
+
+/** The plugin id a set's name was made for. */
+export function idOfSet(name: string): string {
+  return name.slice(0, name.lastIndexOf('.'));
 }
 

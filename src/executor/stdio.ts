@@ -142,17 +142,19 @@ export class PluginIO {
   }
 
   /**
-   * Waits up to timeoutMs for EOF and flush, then destroys what is left.
-   * True when both streams ended cleanly: no writer holds the FIFOs any more.
+   * Waits up to timeoutMs for EOF and flush, then stops reading and waits
+   * (as long again at most) for what was read to reach the files. True when
+   * both streams ended cleanly: no writer holds the FIFOs any more.
    */
   async close(timeoutMs = 2000): Promise<boolean> {
     if (this.#destroyed) return false;
     const clean = await Promise.race([this.done.then(() => true), sleep(timeoutMs, false, { ref: false })]);
     this.destroy();
+    if (!clean) await Promise.race([this.done, sleep(timeoutMs, undefined, { ref: false })]);
     return clean;
   }
 
-  /** Closes FIFO read ends and log files at once; queued output is lost. */
+  /** Closes FIFO read ends at once; what was read is still written out, the rest stays in the pipes. */
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;

@@ -44,7 +44,9 @@ export async function serve(opts: { dataDir: string; containerdAddress?: string;
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PLUGIND_TEST_HOOKS: '1' } });
   // A test file that dies early must not leave its plugind behind.
-  process.once('exit', () => child.kill('SIGKILL'));
+  const killChild = (): boolean => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  child.once('exit', () => process.off('exit', killChild));
   const logs: string[] = [];
   let metrics = '';
   const ready = new Promise<void>((resolve, reject) => {
