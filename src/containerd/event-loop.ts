@@ -23,6 +23,7 @@ export class EventLoop {
   readonly #log: Logger;
   #sub: EventSubscription | undefined;
   #closed = false;
+  readonly #abort = new AbortController();
   #running: Promise<void> | undefined;
 
   constructor(options: EventLoopOptions) {
@@ -67,7 +68,7 @@ export class EventLoop {
       // The client was closed under us: nothing to resubscribe with.
       if (this.#o.client.closed) break;
       if (this.#closed) break;
-      await sleep(delay);
+      await sleep(delay, undefined, { signal: this.#abort.signal }).catch(() => {});
       delay = Math.min(delay * 2, max);
     }
   }
@@ -75,6 +76,7 @@ export class EventLoop {
   /** Ends the subscription and the loop. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#abort.abort();
     this.#sub?.close();
     await this.#running?.catch(() => {});
   }

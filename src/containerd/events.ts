@@ -130,6 +130,8 @@ export class EventSubscription implements AsyncIterable<ContainerdEvent> {
   #ended = false;
   #error: ContainerdError | undefined;
   #closed = false;
+  /** Cancels a marker publish in flight when the subscription is closed. */
+  readonly #abort = new AbortController();
   #live = false;
   #liveWaiters: Array<() => void> = [];
 
@@ -209,7 +211,7 @@ export class EventSubscription implements AsyncIterable<ContainerdEvent> {
         'Publish',
         { topic: MARKER_TOPIC, event: { typeUrl: MARKER_TYPE, value: Buffer.from(this.#token) } },
         'publish subscription marker',
-        { timeoutMs: Math.max(1, deadline - Date.now()) },
+        { timeoutMs: Math.max(1, deadline - Date.now()), signal: this.#abort.signal },
       );
       await Promise.race([live, new Promise((r) => setTimeout(r, 50))]);
     }
@@ -236,6 +238,7 @@ export class EventSubscription implements AsyncIterable<ContainerdEvent> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#abort.abort();
     this.#call.cancel();
     this.#finish();
   }

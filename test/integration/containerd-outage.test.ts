@@ -126,3 +126,20 @@ test('embedded containerd (serve without --containerd-address) SIGKILLed: restar
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SIGTERM with containerd gone: plugind exits cleanly, no call left waiting on it', async (t) => {
+  const r = await startServed('gone');
+  try {
+    await r.s.client.run('a', { rootfs: r.h.rootfs, args: ['sleep', '1000'] });
+    await r.h.supervisor.stop();
+    await sleep(500);
+    const t0 = Date.now();
+    await r.s.stop('SIGTERM');
+    t.diagnostic(`exited ${Date.now() - t0} ms after SIGTERM`);
+    assert.equal(r.s.child.exitCode, 0, r.s.logs.slice(-5).join('\n'));
+    // containerd back, so that the plugin can be cleaned up.
+    await r.h.supervisor.start();
+  } finally {
+    await r.close();
+  }
+});
