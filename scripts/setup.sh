@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what plugind and its tests need on a Debian host (run as root):
-# containerd, runc, a static busybox for test plugins and prometheus (promtool,
-# a real scraper) from Debian, and the
-# npm dependencies. Idempotent: it installs only what is missing.
+# containerd, runc, a static busybox for test plugins, prometheus (promtool,
+# a real scraper) and systemd (systemd-analyze, to check deploy/systemd)
+# from Debian, and the npm dependencies. Idempotent: it installs only what
+# is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in containerd runc busybox-static prometheus; do
+for pkg in containerd runc busybox-static prometheus systemd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

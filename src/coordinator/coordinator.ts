@@ -50,7 +50,7 @@ export interface CoordinatorEvents {
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
-  readonly metrics = new ServiceMetrics();
+  readonly metrics = new ServiceMetrics(() => this.containerdHealthy());
   readonly shards: Shard[];
   readonly #o: CoordinatorOptions;
   readonly #log: Logger;
@@ -183,6 +183,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     void sleep(delay).then(async () => {
       if (this.#closing || this.#manualStops.has(id) || this.#restarts.get(id) !== done + 1) return;
       this.#reported.delete(id);
+      this.metrics.pluginRestarts.inc({ plugin: id });
       await this.#shard(id)
         .request({ kind: 'recreate', id })
         .catch((err: Error) => this.#log.error({ plugin: id, err }, 'restart failed'));
@@ -232,6 +233,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     await this.#shard(id).request({ kind: 'remove', id, force });
     this.#restarts.delete(id);
     this.#reported.delete(id);
+    this.metrics.pluginRestarts.remove({ plugin: id });
   }
 
   /**

@@ -1,7 +1,7 @@
 // The process's one /metrics view: main-thread metrics (latencies, exits,
 // restarts, reconnects, Node's process metrics once) plus every shard
 // worker's registry, aggregated with prom-client's AggregatorRegistry.
-import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const CREATE_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10];
 const LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -32,7 +32,23 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  readonly pluginRestarts = new Counter({
+    name: 'plugind_plugin_restarts_total',
+    help: "Runs of a plugin by its restart policy (series removed with the plugin).",
+    labelNames: ['plugin'],
+    registers: [this.registry],
+  });
+
+  /** containerdUp: whether containerd answers now (asked at each scrape). */
+  constructor(containerdUp: () => Promise<boolean>) {
+    new Gauge({
+      name: 'plugind_containerd_up',
+      help: 'Whether containerd answered its health check at this scrape (1) or not (0).',
+      registers: [this.registry],
+      async collect() {
+        this.set((await containerdUp()) ? 1 : 0);
+      },
+    });
     collectDefaultMetrics({ register: this.registry });
     // Gauges named like counters, which promtool rejects.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {

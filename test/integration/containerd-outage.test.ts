@@ -133,6 +133,7 @@ test('SIGTERM with containerd gone: plugind exits cleanly, no call left waiting 
     await r.s.client.run('a', { rootfs: r.h.rootfs, args: ['sleep', '1000'] });
     await r.h.supervisor.stop();
     await sleep(500);
+    assert.equal(sample(await metricsText(r.s.metricsUrl), 'plugind_containerd_up'), 0);
     const t0 = Date.now();
     await r.s.stop('SIGTERM');
     t.diagnostic(`exited ${Date.now() - t0} ms after SIGTERM`);

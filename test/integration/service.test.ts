@@ -96,6 +96,7 @@ test('50 plugins over 2 shards: output, exits once each, metrics that add up', a
   assert.equal(sample(m, 'plugind_event_lag_seconds_count'), 50);
   assert.equal(sample(m, 'plugind_plugins{state="stopped"}'), 50);
   assert.equal(sample(m, 'plugind_worker_restarts_total'), 0);
+  assert.equal(sample(m, 'plugind_containerd_up'), 1);
   const stdout = m.split('\n').filter((l) => l.startsWith('plugind_stdio_bytes_total{stream="stdout"')).reduce((n, l) => n + Number(l.split(' ')[1]), 0);
   assert.equal(stdout, ids.reduce((n, id) => n + `out-${id}\n`.length, 0));
   assert.equal((m.match(/^# TYPE process_cpu_seconds_total /gm) ?? []).length, 1, 'process metrics once');
@@ -184,7 +185,9 @@ test('restart policy on-failure:2 runs a failing plugin twice more, then leaves 
   assert.equal(p.exitStatus, 1);
   assert.equal(p.restart, 'on-failure:2');
   assert.equal(await text(s.client, 'flaky', 'stdout'), 'attempt\nattempt\nattempt\n');
+  assert.equal(sample(await metricsText(s.metricsUrl), 'plugind_plugin_restarts_total{plugin="flaky"}'), 2);
   await s.client.remove('flaky');
+  assert.equal(sample(await metricsText(s.metricsUrl), 'plugind_plugin_restarts_total{plugin="flaky"}'), undefined, 'series gone with the plugin');
   stream.close();
 });
 
