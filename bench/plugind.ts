@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PluginsClient, type ExitEvent, type ServerStream } from '../src/api/client.js';
+import { pluginsDir } from '../src/coordinator/index.js';
 import { defaultSpec } from '../src/executor/index.js';
+import { runningKeeper, stopFifoKeeper } from '../src/executor/fifo-keeper.js';
 import { cpuSeconds, rssKb } from './proc.js';
 import { nowMs, summarize } from './stats.js';
 import { pool } from '../test/helpers/pool.js';
@@ -118,8 +120,25 @@ export class Plugind {
     return JSON.stringify(s);
   }
 
+  #keeper(): { root: string; pidFile: string } {
+    const dir = pluginsDir(this.#t.dataDir, this.#t.namespace);
+    return { root: join(dir, 'fifo'), pidFile: join(dir, 'fifo-keeper.pid') };
+  }
+
+  /** The FIFO keeper's pid (a process apart from plugind's), if it runs. */
+  keeperPid(): Promise<number | undefined> {
+    const k = this.#keeper();
+    return runningKeeper(k.pidFile, k.root);
+  }
+
+  /** Stops the FIFO keeper, which outlives plugind by design. */
+  async stopKeeper(): Promise<void> {
+    const k = this.#keeper();
+    await stopFifoKeeper(k.pidFile, k.root);
+  }
+
   logFile(id: string): string {
-    return join(this.#t.dataDir, 'plugins', this.#t.namespace, 'logs', id, 'stdout.log');
+    return join(pluginsDir(this.#t.dataDir, this.#t.namespace), 'logs', id, 'stdout.log');
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -253,6 +272,8 @@ export async function steady(
   const createAll = (nowMs() - t0) / 1000;
   await sleep(settleMs);
   const rssHeld = rssKb(p.pid);
+  const keeper = await p.keeperPid();
+  const keeperRss = keeper ? rssKb(keeper) : 0;
   const cpuIdle0 = cpuSeconds(p.pid);
   await sleep(settleMs);
   const idleCpuPct = ((cpuSeconds(p.pid) - cpuIdle0) / (settleMs / 1000)) * 100;
@@ -287,6 +308,7 @@ export async function steady(
       plugind_rss_kb_held: rssHeld,
       plugind_rss_kb_per_plugin: Math.round(((rssHeld - rss0) / Math.max(1, n)) * 10) / 10,
       plugind_rss_kb_after_restore: rssRestored,
+      fifo_keeper_rss_kb_held: keeperRss,
       plugind_idle_cpu_pct_of_one_core: Math.round(idleCpuPct * 10) / 10,
       restart_to_ready_s: Math.round(p.readyMs) / 1000,
       restore_s: Math.round(p.restoreMs) / 1000,

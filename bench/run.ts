@@ -113,6 +113,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await p?.stop('SIGTERM').catch(() => {});
+    await p?.stopKeeper().catch(() => {});
     await cleanup(supervisor).catch((err: Error) => log(`cleanup: ${err.message}`));
     await supervisor.stop();
     rmSync(work, { recursive: true, force: true });

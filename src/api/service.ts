@@ -5,10 +5,14 @@ import { availableParallelism } from 'node:os';
 import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
-import { Coordinator } from '../coordinator/index.js';
+import { Coordinator, pluginsDir } from '../coordinator/index.js';
+import { ensureFifoKeeper, stopFifoKeeper } from '../executor/fifo-keeper.js';
 import { MetricsServer } from './http.js';
 import { ApiServer } from './server.js';
 import { parseApiAddress, readTls } from './wire.js';
+
+// How often serve checks that its FIFO keeper still runs.
+const KEEPER_CHECK_MS = 10_000;
 
 export interface ServiceOptions {
   dataDir: string;
@@ -43,6 +47,8 @@ export class Service {
   #metricsAddress: { host: string; port: number } | undefined;
   #stopped = false;
   #locked = false;
+  #keeper: { root: string; pidFile: string } | undefined;
+  #keeperCheck: NodeJS.Timeout | undefined;
 
   constructor(options: ServiceOptions) {
     this.#o = options;
@@ -96,6 +102,23 @@ export class Service {
       address = this.#supervisor.address;
     }
     const namespace = o.namespace ?? 'plugind';
+    const plugins = pluginsDir(this.dataDir, namespace);
+    const keeper = { root: join(plugins, 'fifo'), pidFile: join(plugins, 'fifo-keeper.pid') };
+    this.#keeper = keeper;
+    await mkdir(plugins, { recursive: true, mode: 0o700 });
+    let keeperPid: number | undefined;
+    const keep = async (): Promise<void> => {
+      try {
+        const pid = await ensureFifoKeeper(keeper.root, keeper.pidFile);
+        if (pid !== keeperPid) this.#log.info({ pid, replaced: keeperPid }, 'FIFO keeper running');
+        keeperPid = pid;
+      } catch (err) {
+        this.#log.warn({ err }, 'no FIFO keeper: output written by plugins that exit while plugind is down can be lost');
+      }
+    };
+    await keep();
+    // One that dies is started again: it holds every FIFO as it starts.
+    this.#keeperCheck = setInterval(() => void keep(), KEEPER_CHECK_MS).unref();
     const co = new Coordinator({
       containerdAddress: address,
       namespace,
@@ -144,8 +167,11 @@ export class Service {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearInterval(this.#keeperCheck);
     await this.#api?.close();
     await this.#coordinator?.close({ stopPlugins: this.#o.stopPluginsOnExit ?? false });
+    // The keeper outlives plugind for plugins that outlive it; none do here.
+    if (this.#o.stopPluginsOnExit && this.#keeper) await stopFifoKeeper(this.#keeper.pidFile, this.#keeper.root);
     await this.#metrics?.close();
     await this.#supervisor?.stop();
     // Only our own lock: a plugind refused at start must not unlock the one it met.

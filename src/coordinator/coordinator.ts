@@ -49,6 +49,11 @@ export interface CoordinatorEvents {
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
+/** Where a namespace's plugin FIFOs (`fifo/`), logs (`logs/`) and told exits live. */
+export function pluginsDir(dataDir: string, namespace: string): string {
+  return join(dataDir, 'plugins', namespace);
+}
+
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly metrics = new ServiceMetrics(() => this.containerdHealthy());
   readonly shards: Shard[];
@@ -74,7 +79,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
-    const dataDir = join(options.dataDir, 'plugins', options.namespace);
+    const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     this.#reported = new ReportedExits(join(dataDir, 'reported-exits'));
     const config = {

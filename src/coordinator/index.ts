@@ -1,1 +1,1 @@
-export { Coordinator, type CoordinatorOptions, type PluginInfo } from './coordinator.js';
+export { Coordinator, pluginsDir, type CoordinatorOptions, type PluginInfo } from './coordinator.js';

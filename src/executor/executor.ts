@@ -747,9 +747,8 @@ export class Executor {
    * Closes every copy loop, all at once, after a moment (CLOSE_GRACE_MS)
    * in which a plugin exiting now still gets its output to the file; what
    * was read is flushed. Plugins keep running; what they write meanwhile
-   * waits in the pipe for the next reader. (The kernel drops what is in a
-   * FIFO once nobody holds it: the last words of a plugin that exits while
-   * no plugind reads are lost.)
+   * waits in the pipe for the next reader (held there, once a plugin exits,
+   * by the FIFO keeper: see fifo-keeper.ts).
    */
   async close(): Promise<void> {
     for (const t of this.#lateChecks) clearTimeout(t);

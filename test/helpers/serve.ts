@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
 import type { ContainerdClient } from '../../src/containerd/index.js';
+import { pluginsDir } from '../../src/coordinator/index.js';
+import { stopFifoKeeper } from '../../src/executor/fifo-keeper.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -22,9 +24,37 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+export { pluginsDir };
+
+/** FIFO keepers the plugind processes started here left running (they outlive plugind by design). */
+const keepers = new Map<string, { root: string; pidFile: string }>();
+function keeperOf(dataDir: string, namespace: string): { root: string; pidFile: string } {
+  const dir = pluginsDir(dataDir, namespace);
+  return { root: join(dir, 'fifo'), pidFile: join(dir, 'fifo-keeper.pid') };
+}
+process.once('exit', () => {
+  for (const { root, pidFile } of keepers.values()) {
+    try {
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(root)) process.kill(pid, 'SIGTERM');
+    } catch {
+      /* not running */
+    }
+  }
+});
+
+/** Stops the FIFO keeper of a data dir's namespace by its pid. */
+export async function stopKeeper(dataDir: string, namespace: string): Promise<void> {
+  const k = keeperOf(dataDir, namespace);
+  await stopFifoKeeper(k.pidFile, k.root);
+  keepers.delete(k.pidFile);
+}
+
 /** Without containerdAddress, plugind runs its embedded containerd. */
 export async function serve(opts: { dataDir: string; containerdAddress?: string; namespace: string; workers?: number; extra?: string[] }): Promise<Served> {
   mkdirSync(opts.dataDir, { recursive: true });
+  const keeper = keeperOf(opts.dataDir, opts.namespace);
+  keepers.set(keeper.pidFile, keeper);
   const address = `unix://${join(opts.dataDir, 'plugind.sock')}`;
   const args = [
     '--import',
@@ -136,6 +166,7 @@ export async function startServed(label: string): Promise<ServedRig> {
     async close() {
       events.close();
       await rig.s.stop();
+      await stopKeeper(dataDir, namespace);
       await purgeNamespace(rig.containerd).catch(() => {});
       await h.stop();
     },
@@ -161,11 +192,6 @@ export async function leftovers(rig: { containerd: ContainerdClient; dataDir: st
   }
   for (const name of readdirOr(join(dir, 'logs'))) if (!kept.has(name)) found.push(`log dir ${name}`);
   return found;
-}
-
-/** Where plugind keeps a namespace's FIFOs and logs. */
-export function pluginsDir(dataDir: string, namespace: string): string {
-  return join(dataDir, 'plugins', namespace);
 }
 
 function readdirOr(dir: string): string[] {

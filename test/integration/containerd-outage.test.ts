@@ -12,7 +12,7 @@ import type { ExitEvent, PluginsClient } from '../../src/api/client.js';
 import { connect } from '../../src/containerd/index.js';
 import { killStrays, type Harness } from '../helpers/containerd.js';
 import { makeBusyboxRootfs } from '../helpers/rootfs.js';
-import { leftovers, metricsText, sample, serve, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, metricsText, sample, serve, startServed, stopKeeper, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -122,6 +122,7 @@ test('embedded containerd (serve without --containerd-address) SIGKILLed: restar
   } finally {
     events.close();
     await e.stop();
+    await stopKeeper(dataDir, namespace);
     killStrays(socket);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,12 +4,14 @@
 // hold every line in order; a gap can only be bytes that were in plugind's
 // memory at the kill, and the test counts them.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
-import { leftovers, metricsText, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, metricsText, pluginsDir, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -37,7 +39,9 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
   // Short plugins: five exit before the kill (and are reported), five while plugind is down.
   const shorts = Array.from({ length: 10 }, (_, i) => `short-${i}`);
   const early = shorts.slice(0, 5);
-  await pool(shorts, 4, (id) => s.client.run(id, { rootfs: h.rootfs, args: ['sh', '-c', `sleep ${early.includes(id) ? 0 : 2.5}; exit 9`] }));
+  await pool(shorts, 4, (id) =>
+    s.client.run(id, { rootfs: h.rootfs, args: ['sh', '-c', `sleep ${early.includes(id) ? 0 : 2.5}; echo last words of ${id}; exit 9`] }),
+  );
   const pids = new Map((await s.client.list()).map((p) => [p.id, p.pid]));
   await until('the early exits reported', () => early.every((id) => rig.exits.some((e) => e.id === id)));
   await sleep(300);
@@ -53,6 +57,8 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
   await until('every short plugin recorded as exited', async () =>
     (await s.client.list()).filter((p) => shorts.includes(p.id) && p.state === 'stopped' && p.exitStatus === 9).length === shorts.length,
   );
+  // Even those that exited while plugind was down: their last output was kept (FIFO keeper).
+  for (const id of shorts) assert.equal(await text(s.client, id), `last words of ${id}\n`, id);
   // Output keeps flowing after the restore.
   const before = await text(s.client, 'log-0');
   await sleep(400);
@@ -83,5 +89,20 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
   await sleep(500);
   assert.equal(sample(await metricsText(s.metricsUrl), 'plugind_exits_total'), 105, 'plugind_exits_total counts each exit once');
   for (const p of await s.client.list()) await s.client.remove(p.id, true);
+  assert.deepEqual(await leftovers(rig), []);
+});
+
+test('graceful restart: a plugin that writes and exits while plugind is down keeps its output', async () => {
+  const keeperPid = (): string => readFileSync(join(pluginsDir(dataDir, namespace), 'fifo-keeper.pid'), 'utf8');
+  const keeper = keeperPid();
+  await s.client.run('quitter', { rootfs: h.rootfs, args: ['sh', '-c', 'sleep 1.5; echo last words; exit 4'] });
+  await s.stop('SIGTERM');
+  await sleep(2500);
+  s = rig.s = await serve({ dataDir, containerdAddress: h.address, namespace });
+  assert.equal(keeperPid(), keeper, 'the keeper outlived plugind and was found again');
+  await until('the exit found', async () => (await s.client.inspect('quitter')).state === 'stopped');
+  assert.equal((await s.client.inspect('quitter')).exitStatus, 4);
+  assert.equal(await text(s.client, 'quitter'), 'last words\n');
+  await s.client.remove('quitter');
   assert.deepEqual(await leftovers(rig), []);
 });
