@@ -2,7 +2,8 @@
 // gRPC status codes come back as CodedErrors with our codes.
 import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../containerd/index.js';
-import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService, readTls, type TlsFiles } from './wire.js';
+import { MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
+import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService, readTls, timestampMs, type Timestamp, type TlsFiles } from './wire.js';
 
 export interface Plugin {
   id: string;
@@ -36,14 +37,9 @@ export interface RunOptions {
   log?: { mode?: string; maxSize?: number; maxFiles?: number; bufferSize?: number };
 }
 
-interface Timestamp {
-  seconds: number;
-  nanos: number;
-}
-
 function date(t: Timestamp | null | undefined): Date | undefined {
-  if (!t || (t.seconds === 0 && t.nanos === 0)) return undefined;
-  return new Date(t.seconds * 1000 + Math.floor(t.nanos / 1e6));
+  const ms = timestampMs(t);
+  return ms === undefined ? undefined : new Date(Math.floor(ms));
 }
 
 interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus'> {
@@ -145,7 +141,7 @@ export class PluginsClient {
     const req: Record<string, unknown> = { id };
     if (timeoutSeconds !== undefined) req.timeoutSeconds = timeoutSeconds;
     // The call may last as long as the stop timeout; plugind refuses more than an hour.
-    const wait = Number.isFinite(timeoutSeconds) ? Math.min(Math.max(timeoutSeconds as number, 0), 3600) * 1000 : 0;
+    const wait = Number.isFinite(timeoutSeconds) ? Math.min(Math.max((timeoutSeconds as number) * 1000, 0), MAX_STOP_TIMEOUT_MS) : 0;
     const deadline = this.#timeoutMs + wait;
     const res = await this.#unary<{ exitStatus: number; exitedAt: Timestamp | null }>('Stop', req, deadline);
     return { exitStatus: res.exitStatus, exitedAt: date(res.exitedAt) };
@@ -173,7 +169,8 @@ export class PluginsClient {
   events(): ServerStream<ExitEvent> {
     return this.#stream('Events', {}, (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null }) => {
       const e: ExitEvent = { id: m.id, pid: m.pid, exitStatus: m.exitStatus, exitedAt: date(m.exitedAt) };
-      if (m.eventTimestamp) e.eventTimestampMs = m.eventTimestamp.seconds * 1000 + m.eventTimestamp.nanos / 1e6;
+      const eventMs = timestampMs(m.eventTimestamp);
+      if (eventMs !== undefined) e.eventTimestampMs = eventMs;
       return e;
     });
   }

@@ -6,8 +6,19 @@ import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
-import { defaultSpec, mergeEnv, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
-import { debugService, grpcTarget, parseApiAddress, pluginsService, readTls, toGrpcStatus, type ApiAddress, type TlsFiles } from './wire.js';
+import { MAX_SPEC_BYTES, defaultSpec, mergeEnv, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
+import {
+  debugService,
+  grpcTarget,
+  parseApiAddress,
+  pluginsService,
+  readTls,
+  toGrpcStatus,
+  toTimestamp,
+  type ApiAddress,
+  type Timestamp,
+  type TlsFiles,
+} from './wire.js';
 
 // Room for a spec well past the 1 MiB we accept, so that an oversized one
 // is answered INVALID_ARGUMENT with its size rather than RESOURCE_EXHAUSTED.
@@ -30,15 +41,8 @@ export interface ApiServerOptions {
   logger?: Logger;
 }
 
-interface Timestamp {
-  seconds: number;
-  nanos: number;
-}
-
 function ts(d: Date | undefined): Timestamp | null {
-  if (!d) return null;
-  const ms = d.getTime();
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
+  return d ? toTimestamp(d.getTime()) : null;
 }
 
 function pluginMessage(p: PluginInfo): Record<string, unknown> {
@@ -58,10 +62,7 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
 
 function exitMessage(e: PluginExit): Record<string, unknown> {
   const m: Record<string, unknown> = { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
-  if (e.eventTimestampMs !== undefined) {
-    const ms = Math.floor(e.eventTimestampMs);
-    m.eventTimestamp = { seconds: Math.floor(ms / 1000), nanos: Math.round((e.eventTimestampMs - Math.floor(ms / 1000) * 1000) * 1e6) };
-  }
+  if (e.eventTimestampMs !== undefined) m.eventTimestamp = toTimestamp(e.eventTimestampMs);
   return m;
 }
 
@@ -85,7 +86,7 @@ export function specFromRun(req: RunRequest, namespace: string): { spec: OciSpec
   if (req.specJson && req.rootfs) throw invalid(`${what}: give a rootfs or a spec, not both`);
   if (req.specJson) {
     const bytes = Buffer.byteLength(req.specJson);
-    if (bytes > 1 << 20) throw invalid(`${what}: spec is ${bytes} bytes; at most ${1 << 20}`);
+    if (bytes > MAX_SPEC_BYTES) throw invalid(`${what}: spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(req.specJson);

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CodedError, ErrorCode, protosDir } from '../containerd/index.js';
+import { CodedError, ErrorCode, codeOfGrpcStatus, errorCode, protosDir } from '../containerd/index.js';
 
 let pkg: protoLoader.PackageDefinition | undefined;
 
@@ -36,18 +36,32 @@ const TO_GRPC: Record<ErrorCode, grpc.status> = {
   Unknown: grpc.status.UNKNOWN,
 };
 
-const FROM_GRPC = new Map<grpc.status, ErrorCode>(Object.entries(TO_GRPC).map(([k, v]) => [v, k as ErrorCode]));
-
 export function toGrpcStatus(err: unknown): Partial<grpc.StatusObject> {
-  const code = (err as { code?: unknown } | null)?.code;
-  const status = typeof code === 'string' && code in TO_GRPC ? TO_GRPC[code as ErrorCode] : grpc.status.UNKNOWN;
-  return { code: status, details: err instanceof Error ? err.message : String(err) };
+  return { code: TO_GRPC[errorCode(err)], details: err instanceof Error ? err.message : String(err) };
 }
 
 export function fromGrpcStatus(err: unknown): CodedError {
   const e = err as { code?: number; details?: string; message?: string };
-  const code = (typeof e.code === 'number' && FROM_GRPC.get(e.code)) || ErrorCode.Unknown;
+  const code = typeof e.code === 'number' ? codeOfGrpcStatus(e.code) : ErrorCode.Unknown;
   return new CodedError(code, e.details || e.message || String(err), { cause: err });
+}
+
+/** google.protobuf.Timestamp as proto-loader gives and takes it. */
+export interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+
+/** Milliseconds since the epoch (sub-ms kept) as a Timestamp. */
+export function toTimestamp(ms: number): Timestamp {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+/** A Timestamp as milliseconds since the epoch; undefined for none or the zero time. */
+export function timestampMs(t: Timestamp | null | undefined): number | undefined {
+  if (!t || (t.seconds === 0 && t.nanos === 0)) return undefined;
+  return t.seconds * 1000 + t.nanos / 1e6;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/plugind';
@@ -56,10 +70,6 @@ export const DEFAULT_ADDRESS = `unix://${DEFAULT_DATA_DIR}/plugind.sock`;
 export type ApiAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
 const LOOPBACK = /^(127(\.\d{1,3}){3}|localhost|\[?::1\]?)$/;
-
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.test(host);
-}
 
 /**
  * `unix:///PATH`, a bare absolute path, or `tcp://HOST:PORT`: on a loopback

@@ -7,7 +7,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { PluginsClient, type Plugin } from '../api/client.js';
 import { Service } from '../api/service.js';
-import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR } from '../api/wire.js';
+import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, type TlsFiles } from '../api/wire.js';
+import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -19,9 +20,11 @@ function int(name: string, min: number, max: number) {
   };
 }
 
+const MAX_STOP_SECONDS = MAX_STOP_TIMEOUT_MS / 1000;
+
 function seconds(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 3600) throw new InvalidArgumentError('want seconds from 0 to 3600');
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > MAX_STOP_SECONDS) throw new InvalidArgumentError(`want seconds from 0 to ${MAX_STOP_SECONDS}`);
   return n;
 }
 
@@ -62,9 +65,13 @@ async function withClient<T>(o: ClientFlags, fn: (c: PluginsClient) => Promise<T
   }
 }
 
+/** The TLS files among the flags (serve's and the clients' are named alike). */
+function tlsFiles(o: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): Partial<TlsFiles> {
+  return { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) };
+}
+
 function client(o: ClientFlags): PluginsClient {
-  const tls = { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) };
-  return new PluginsClient(o.address, { tls });
+  return new PluginsClient(o.address, { tls: tlsFiles(o) });
 }
 
 function pluginJson(p: Plugin): Record<string, unknown> {
@@ -129,9 +136,7 @@ program
       ...(o.containerdAddress ? { containerdAddress: o.containerdAddress } : {}),
       ...(o.address ? { address: o.address } : {}),
       ...(o.group !== undefined ? { group: o.group } : {}),
-      ...(o.tlsCert || o.tlsKey || o.tlsCa
-        ? { tls: { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) } }
-        : {}),
+      tls: tlsFiles(o),
     });
     let stopping = false;
     const shutdown = (signal: string): void => {
@@ -165,8 +170,8 @@ program
   .option('--rm', 'remove the plugin (container and logs) when it exits')
   .option('--restart <policy>', 'no | on-failure[:N]', 'no')
   .option('--log-mode <mode>', 'blocking (lossless) | non-blocking (drops, counted)')
-  .option('--log-max-size <bytes>', 'rotate plugin log files at this size', int('--log-max-size', 1, 2 ** 40))
-  .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, 100))
+  .option('--log-max-size <bytes>', 'rotate plugin log files at this size', int('--log-max-size', 1, MAX_LOG_SIZE))
+  .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, MAX_LOG_FILES))
   .option('--json', 'print {"id","pid","shard"}')
   .addOption(addressOption())
   .action(async (id: string, command: string[], o: Record<string, unknown>) => {

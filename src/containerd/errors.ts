@@ -30,6 +30,12 @@ export class ContainerdError extends CodedError {
   override readonly name = 'ContainerdError';
 }
 
+/** The error's code when it carries one of ours, else Unknown. */
+export function errorCode(err: unknown): ErrorCode {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.Unknown;
+}
+
 const fromGrpc: Partial<Record<GrpcStatus, ErrorCode>> = {
   [GrpcStatus.NOT_FOUND]: ErrorCode.NotFound,
   [GrpcStatus.ALREADY_EXISTS]: ErrorCode.AlreadyExists,
@@ -40,6 +46,11 @@ const fromGrpc: Partial<Record<GrpcStatus, ErrorCode>> = {
   [GrpcStatus.DEADLINE_EXCEEDED]: ErrorCode.DeadlineExceeded,
   [GrpcStatus.CANCELLED]: ErrorCode.Canceled,
 };
+
+/** Our code for a gRPC status code (containerd's or plugind's API). */
+export function codeOfGrpcStatus(status: number): ErrorCode {
+  return fromGrpc[status as GrpcStatus] ?? ErrorCode.Unknown;
+}
 
 interface GrpcServiceError extends Error {
   code: number;
@@ -57,7 +68,7 @@ function isGrpcError(err: unknown): err is GrpcServiceError {
 export function fromGrpcError(err: unknown, what: string): ContainerdError {
   if (err instanceof ContainerdError) return err;
   if (isGrpcError(err)) {
-    const code = fromGrpc[err.code as GrpcStatus] ?? ErrorCode.Unknown;
+    const code = codeOfGrpcStatus(err.code);
     const detail = err.details || err.message;
     return new ContainerdError(code, `${what}: ${detail}`, { cause: err });
   }

@@ -17,7 +17,7 @@ export {
   type TaskDelete,
   type TaskOOM,
 } from './events.js';
-export { CodedError, ContainerdError, ErrorCode, fromGrpcError, isErrorCode, isNotFound, isAlreadyExists } from './errors.js';
+export { CodedError, ContainerdError, ErrorCode, codeOfGrpcStatus, errorCode, fromGrpcError, isErrorCode, isNotFound, isAlreadyExists } from './errors.js';
 export {
   packSpec,
   unpackSpec,

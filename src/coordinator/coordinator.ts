@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
 import {
@@ -248,7 +249,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   async *logs(id: string, options: { stream?: StreamName; tail?: number; follow?: boolean } = {}): AsyncGenerator<LogChunk> {
     validateId(id);
-    const { port1, port2 } = Shard.channel();
+    // port2 goes to the worker.
+    const { port1, port2 } = new MessageChannel();
     const queue: LogsMessage[] = [];
     let wake: (() => void) | undefined;
     port1.on('message', (m: LogsMessage) => {

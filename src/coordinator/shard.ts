@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import { FdLedger } from '../executor/index.js';
@@ -129,11 +129,6 @@ export class Shard {
     const e = new ShardError(result.error.code, result.error.message);
     if (result.error.stack) e.stack = result.error.stack;
     throw e;
-  }
-
-  /** A MessageChannel for a streaming request; port2 goes to the worker. */
-  static channel(): MessageChannel {
-    return new MessageChannel();
   }
 
   async close(stopPlugins: boolean): Promise<void> {

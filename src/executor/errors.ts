@@ -1,8 +1,8 @@
 // Errors the executor raises itself. They share containerd's closed set of
 // codes, so every layer above matches on one `code`, whoever raised it.
-import { CodedError, ErrorCode } from '../containerd/index.js';
+import { CodedError, ErrorCode, errorCode } from '../containerd/index.js';
 
-export { ErrorCode };
+export { ErrorCode, errorCode };
 
 export class PluginError extends CodedError {
   override readonly name = 'PluginError';
@@ -10,12 +10,6 @@ export class PluginError extends CodedError {
 
 export const invalidArgument = (message: string): PluginError => new PluginError(ErrorCode.InvalidArgument, message);
 export const notFound = (id: string): PluginError => new PluginError(ErrorCode.NotFound, `plugin ${id}: not found`);
-
-/** The error's code when it carries one of ours, else Unknown. */
-export function errorCode(err: unknown): ErrorCode {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.Unknown;
-}
 
 /** Prefixes the plugin id to an error's message unless it already names it. */
 export function forPlugin(id: string, err: unknown): PluginError {

@@ -37,6 +37,7 @@ import {
   MANAGED_FILTER,
   exitFromLabels,
   exitToLabels,
+  type RecordedExit,
   normalizeSettings,
   settingsFromLabels,
   settingsToLabels,
@@ -75,7 +76,11 @@ export interface ExecutorOptions {
   runtime?: string;
   /** Options for the runc shim (runc root, binary, systemd cgroups). Default: none. */
   runcOptions?: RuncOptions;
-  /** Told once per exit, after it is handled (task deleted, FIFOs gone, logs flushed, exit recorded). */
+  /**
+   * Told once per exit, as soon as it is known; reaping (exit recorded on
+   * the container, task deleted, output drained) follows, and everything
+   * else done to the id queues behind it.
+   */
   onExit?: (exit: PluginExit) => void;
   /** Which ids this executor owns (a shard); restoreAll() skips the rest. Default: all. */
   owns?: (id: string) => boolean;
@@ -116,7 +121,7 @@ type RestoreOutcome = 'running' | 'stopped' | 'exited' | 'removed';
 const REAP_CONCURRENCY = 4;
 
 const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
-const MAX_SPEC_BYTES = 1 << 20;
+export const MAX_SPEC_BYTES = 1 << 20;
 export const MAX_STOP_TIMEOUT_MS = 3600_000;
 const SIGKILL = osConstants.signals.SIGKILL;
 const SIGTERM = osConstants.signals.SIGTERM;
@@ -322,19 +327,13 @@ export class Executor {
     await this.#removeEverything(id, old?.io, oldFifos, keepLogs);
   }
 
-  /**
-   * Force-deletes task and container and removes FIFOs and logs; missing
-   * pieces are fine. Every FIFO set made for the id goes, not only the one
-   * known: a create cut short by a worker crash leaves one nobody knows.
-   */
+  /** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
   async #removeEverything(id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
     const steps: Array<Promise<unknown>> = [];
     await this.#forceDeleteTask(id).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
     io?.destroy();
     steps.push(this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
-    const sets = await this.#fifos.setsOf(id);
-    if (fifos && !sets.some((x) => x.dir === fifos.dir)) sets.push(fifos);
-    for (const set of sets) steps.push(this.#fifos.remove(set));
+    if (fifos) steps.push(this.#fifos.remove(fifos));
     if (!keepLogs) steps.push(rm(this.#logDir(id), { recursive: true, force: true }));
     const results = await Promise.allSettled(steps);
     for (const r of results) if (r.status === 'rejected') this.#log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
@@ -625,17 +624,20 @@ export class Executor {
         }
         const recorded = exitFromLabels(container.labels);
         if (recorded && !known) {
-          const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt, settings, io: undefined });
-          p.exit = { id, ...recorded };
-          p.resolveExited(p.exit);
-          this.#plugins.set(id, p);
+          const p = this.#recordedPlugin(container, recorded);
+          p.reaped = true;
+          p.resolveExited(p.exit as PluginExit);
           return 'stopped';
         }
         // The task vanished without a recorded exit (containerd lost it, or
         // plugind died between creating container and task). A task create
         // still running in containerd for a caller that died can make the
-        // task after this: look again later.
-        if (!known) this.#plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
+        // task after this: look again later. The FIFO set such a create
+        // took is nobody's: it goes now.
+        if (!known) {
+          this.#plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
+          for (const set of await this.#fifos.setsOf(id)) await this.#fifos.remove(set).catch(() => {});
+        }
         this.#exitLater(id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
         this.#lookAgainLater(id);
         return 'exited';
@@ -667,10 +669,7 @@ export class Executor {
       if (task.status === 'stopped' && recordedExit && recordedExit.pid === task.pid && (!known || known.pid === task.pid)) {
         // Told and recorded before plugind (or its worker) died; only the reaping is left.
         known?.io?.destroy();
-        const p = newPlugin(id, { state: 'stopped', pid: task.pid, createdAt, settings, io: undefined });
-        p.exit = { id, ...recordedExit };
-        this.#plugins.set(id, p);
-        await this.#reap(p, undefined);
+        await this.#reap(this.#recordedPlugin(container, recordedExit), undefined);
         return 'stopped';
       }
       let p = known;
@@ -696,6 +695,15 @@ export class Executor {
       }
       return 'running';
     });
+  }
+
+  /** A stopped plugin rebuilt from its container and the exit recorded on it; it replaces any record of the id. */
+  #recordedPlugin(container: Container, recorded: RecordedExit): Plugin {
+    const { id } = container;
+    const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt: container.createdAt ?? new Date(), settings: settingsFromLabels(container.labels), io: undefined });
+    p.exit = { id, ...recorded };
+    this.#plugins.set(id, p);
+    return p;
   }
 
   // Called from inside the id's queue: the exit is queued behind the current work.

@@ -18,7 +18,6 @@ export class KeyedQueue {
   has(key: string): boolean {
     return this.#tails.has(key);
   }
-
 }
 
 /** At most `limit` holders at once; the rest wait in order. */

@@ -1,5 +1,5 @@
 // Per-plugin settings that must survive a plugind restart live in container
-// labels under io.plugind.*: containerd is our only store.
+// labels under io.plugind.*: containerd keeps plugins' state, not plugind.
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
 import type { LogMode } from './stdio.js';
@@ -39,7 +39,8 @@ export interface PluginSettings {
 export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
 
 export const DEFAULT_LOG: LogSettings = { mode: 'blocking', ...DEFAULT_ROTATION, bufferSize: 1 << 20 };
-const MAX_LOG_SIZE = 2 ** 40;
+export const MAX_LOG_SIZE = 2 ** 40;
+export const MAX_LOG_FILES = 100;
 const RESTART_RE = /^(no|on-failure(:[1-9][0-9]{0,5})?)$/;
 
 function positiveInt(name: string, v: unknown, max: number): number {
@@ -51,7 +52,7 @@ export function normalizeSettings(input: PluginSettingsInput = {}): PluginSettin
   const log = { ...DEFAULT_LOG, ...input.log };
   if (log.mode !== 'blocking' && log.mode !== 'non-blocking') throw invalidArgument(`log mode ${JSON.stringify(log.mode)}: want blocking or non-blocking`);
   positiveInt('log max size', log.maxSize, MAX_LOG_SIZE);
-  positiveInt('log max files', log.maxFiles, 100);
+  positiveInt('log max files', log.maxFiles, MAX_LOG_FILES);
   positiveInt('log buffer size', log.bufferSize, 1 << 30);
   const restart = input.restart ?? 'no';
   if (!RESTART_RE.test(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
