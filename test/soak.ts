@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { ExitEvent, PluginsClient } from '../src/api/client.js';
 import { pool } from './helpers/pool.js';
-import { leftovers, metricsText, sample, serve, startServed, until, usage, type ServedRig } from './helpers/serve.js';
+import { leftovers, logText, metricsText, sample, serve, startServed, until, usage, type ServedRig } from './helpers/serve.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' } } });
 const minutes = Number(values.minutes);
@@ -132,9 +132,7 @@ async function scenario(name: Scenario): Promise<string> {
 }
 
 async function readLines(id: string): Promise<number[]> {
-  let out = '';
-  for await (const chunk of client().logs(id, { stream: 'stdout' })) out += chunk.data.toString();
-  return out.trimEnd().split('\n').map((l) => Number(l.slice(4)));
+  return (await logText(client(), id, 'stdout')).trimEnd().split('\n').map((l) => Number(l.slice(4)));
 }
 
 let status = 0;

@@ -2,7 +2,8 @@
 // against the harness's containerd, and talks to it through the API client.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
@@ -10,6 +11,7 @@ import type { ContainerdClient } from '../../src/containerd/index.js';
 import { pluginsDir } from '../../src/coordinator/index.js';
 import { stopFifoKeeper } from '../../src/executor/fifo-keeper.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
+import { leftoversIn } from './leftovers.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
@@ -174,32 +176,28 @@ export async function startServed(label: string): Promise<ServedRig> {
   return rig;
 }
 
-/**
- * What is left of plugins not in keep: containers and tasks in the
- * namespace, FIFO sets and log dirs in the data dir. Empty when nothing leaked.
- */
-export async function leftovers(rig: { containerd: ContainerdClient; dataDir: string }, keep: Iterable<string> = []): Promise<string[]> {
-  const kept = new Set(keep);
-  const c = rig.containerd;
-  const dir = pluginsDir(rig.dataDir, c.namespace);
-  if (!existsSync(dir)) throw new Error(`${dir} does not exist: not plugind's data dir for ${c.namespace}`);
-  const found: string[] = [];
-  for (const x of await c.containers.list()) if (!kept.has(x.id)) found.push(`container ${x.id}`);
-  for (const t of await c.tasks.list()) if (!kept.has(t.containerId)) found.push(`task ${t.containerId} (${t.status})`);
-  for (const name of readdirOr(join(dir, 'fifo'))) {
-    // Pool dirs (dot-named) hold spare FIFO sets, not plugins'.
-    if (!name.startsWith('.') && !kept.has(name.slice(0, name.lastIndexOf('.')))) found.push(`fifo set ${name}`);
-  }
-  for (const name of readdirOr(join(dir, 'logs'))) if (!kept.has(name)) found.push(`log dir ${name}`);
-  return found;
+/** What a served plugind left of plugins not in keep (see leftoversIn); empty when nothing leaked. */
+export function leftovers(rig: { containerd: ContainerdClient; dataDir: string }, keep: Iterable<string> = []): Promise<string[]> {
+  return leftoversIn(rig.containerd, pluginsDir(rig.dataDir, rig.containerd.namespace), keep);
 }
 
-function readdirOr(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
+/** A plugin's output through the API, one stream or both. */
+export async function logText(c: PluginsClient, id: string, stream?: 'stdout' | 'stderr'): Promise<string> {
+  let out = '';
+  for await (const chunk of c.logs(id, stream ? { stream } : {})) out += chunk.data.toString();
+  return out;
+}
+
+/** A loopback TCP port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** A process's open fds and resident memory. */

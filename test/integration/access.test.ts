@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PluginsClient } from '../../src/api/client.js';
 import { ErrorCode } from '../../src/containerd/index.js';
 import { startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { serve } from '../helpers/serve.js';
+import { freePort, serve } from '../helpers/serve.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 let h: Harness;
@@ -20,15 +19,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A CA, a server cert for 127.0.0.1 and a client cert, all made with openssl. */
 function makeCerts(dir: string, name: string): { ca: string; cert: string; key: string; clientCert: string; clientKey: string } {

@@ -3,26 +3,24 @@
 // serving. Then a seeded fuzz of run/signal/logs/inspect/stop requests.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
 import { ErrorCode } from '../../src/containerd/index.js';
 import { defaultSpec } from '../../src/executor/index.js';
 import type { Harness } from '../helpers/containerd.js';
-import { startServed, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, startServed, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 let rig: ServedRig;
 let h: Harness;
 let s: Served;
 let c: PluginsClient;
-let namespace: string;
-let dataDir: string;
 
 before(async () => {
   rig = await startServed('bad');
-  ({ h, s, namespace, dataDir } = rig);
+  ({ h, s } = rig);
   c = s.client;
 });
 after(async () => {
@@ -39,17 +37,7 @@ async function code(p: Promise<unknown>): Promise<{ code: string; message: strin
 }
 
 async function nothingLeft(): Promise<void> {
-  const cd = h.client('x').withNamespace(namespace);
-  try {
-    assert.deepEqual((await cd.containers.list()).map((x) => x.id), [], 'no container');
-    assert.deepEqual((await cd.tasks.list()).map((x) => x.containerId), [], 'no task');
-  } finally {
-    cd.close();
-  }
-  const fifo = join(dataDir, 'plugins', namespace, 'fifo');
-  assert.deepEqual(existsSync(fifo) ? readdirSync(fifo).filter((n) => !n.startsWith('.')) : [], [], 'no FIFO set');
-  const logs = join(dataDir, 'plugins', namespace, 'logs');
-  assert.deepEqual(existsSync(logs) ? readdirSync(logs) : [], [], 'no log dir');
+  assert.deepEqual(await leftovers(rig), [], 'no container, task, FIFO set or log dir');
   assert.deepEqual(await c.list(), [], 'nothing listed');
 }
 
@@ -195,9 +183,9 @@ test('seeded fuzz: 2000 run/signal/logs/inspect/stop requests, no crash, no leak
       JSON.stringify({ process: { args: [1, 2] }, root: { path: h.rootfs } }),
       JSON.stringify({ process: { args: ['true'], env: ['X'] }, root: { path: h.rootfs } }),
       JSON.stringify({ process: { args: ['true'] }, root: { path: 'relative' } }),
-      JSON.stringify(defaultSpec({ rootfs: h.rootfs, args: ['true'], namespace, id: 'f1' })),
+      JSON.stringify(defaultSpec({ rootfs: h.rootfs, args: ['true'], namespace: rig.namespace, id: 'f1' })),
     ]);
-  const fds = (): number => readdirSync(`/proc/${s.pid}/fd`).length;
+  const fds = (): number => usage(s.pid).fds;
   await c.list();
   const fdsBefore = fds();
   const counts: Record<string, number> = {};

@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { metricsText, startServed, until, type ServedRig } from '../helpers/serve.js';
+import { freePort, metricsText, startServed, until, type ServedRig } from '../helpers/serve.js';
 
 const DEPLOY = join(import.meta.dirname, '../../deploy');
 
@@ -188,15 +187,4 @@ interface Dashboard {
 /** Metric names from the `# TYPE` lines of an exposition. */
 function metricNames(text: string): Set<string> {
   return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }

@@ -2,13 +2,14 @@
 // flooding both streams at once, 200 idle FIFOs not starving libuv's
 // threadpool, and create/remove cycles leaking nothing.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
 import { startExecutor, type ExecutorRig } from '../helpers/executor.js';
+import { leftoversIn } from '../helpers/leftovers.js';
 import { pool } from '../helpers/pool.js';
 
 let h: Harness;
@@ -71,11 +72,7 @@ test('creating and removing 100 plugins leaks no container, task, FIFO, log dir 
   await pool(churn, 8, (id) => r.run(id, ['sh', '-c', 'echo hi; echo ho >&2']));
   await Promise.all(exits);
   await pool(churn, 8, (id) => r.executor.remove(id));
-  assert.deepEqual((await r.client.containers.list()).map((c) => c.id), []);
-  assert.deepEqual((await r.client.tasks.list()).map((t) => t.containerId), []);
-  const fifoDir = join(r.dataDir, 'fifo');
-  assert.deepEqual(existsSync(fifoDir) ? readdirSync(fifoDir).filter((n) => n !== '.pool') : [], []);
-  assert.deepEqual(readdirSync(join(r.dataDir, 'logs')), []);
+  assert.deepEqual(await leftoversIn(r.client, r.dataDir), []);
   const fdsAfter = openFds();
   assert.ok(fdsAfter <= fdsBefore + 4, `fds before ${fdsBefore}, after ${fdsAfter}`);
 });

@@ -1,14 +1,15 @@
 // The executor against a real containerd: moby's plugin lifecycle, stale ids,
 // cleanup on failure, restore, exits exactly once, stop/remove, plugin logs.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { packRuncOptions, packSpec, type ContainerdEvent } from '../../src/containerd/index.js';
 import { ErrorCode, LABEL, PluginError, defaultSpec, type LogChunk } from '../../src/executor/index.js';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
-import { startExecutor, type ExecutorRig } from '../helpers/executor.js';
+import { startExecutor } from '../helpers/executor.js';
+import { leftoversIn } from '../helpers/leftovers.js';
 
 let h: Harness;
 before(async () => {
@@ -32,17 +33,6 @@ async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; s
   return out;
 }
 
-/** What containerd and the data dir hold for the rig's namespace. */
-async function leftovers(r: ExecutorRig): Promise<{ containers: string[]; tasks: string[]; fifos: string[]; logs: string[] }> {
-  const ls = (d: string): string[] => (existsSync(d) ? readdirSync(d).filter((n) => n !== '.pool') : []);
-  return {
-    containers: (await r.client.containers.list()).map((c) => c.id),
-    tasks: (await r.client.tasks.list()).map((t) => t.containerId),
-    fifos: ls(join(r.dataDir, 'fifo')),
-    logs: ls(join(r.dataDir, 'logs')),
-  };
-}
-
 describe('executor', () => {
   test('create → running → exit: logs kept, exit recorded on the container, reported once', async () => {
     const r = await startExecutor(h);
@@ -60,8 +50,8 @@ describe('executor', () => {
       const ctr = await r.client.containers.get('p1');
       assert.equal(ctr.labels[LABEL.exitStatus], '7');
       assert.equal(ctr.labels[LABEL.managed], '1');
-      assert.deepEqual((await leftovers(r)).tasks, [], 'the task was deleted (reaped)');
-      assert.deepEqual((await leftovers(r)).fifos, [], 'FIFOs removed at exit');
+      // Task deleted and FIFOs gone at exit; the container and logs stay until rm.
+      assert.deepEqual(await leftoversIn(r.client, r.dataDir), ['container p1', 'log dir p1']);
       await sleep(200);
       assert.equal(r.exits.filter((e) => e.id === 'p1').length, 1);
     } finally {
@@ -152,7 +142,7 @@ describe('executor', () => {
       await rejectsCode(r.run('bad/id', ['true']), ErrorCode.InvalidArgument, /plugin id "bad\/id" is invalid/);
       await rejectsCode(r.run('x'.repeat(77), ['true']), ErrorCode.InvalidArgument, /longer than 76/);
       await rejectsCode(r.run('okid', ['true'], { log: { maxFiles: 0 } }), ErrorCode.InvalidArgument, /log max files/);
-      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+      assert.deepEqual(await leftoversIn(r.client, r.dataDir), []);
       assert.deepEqual(r.executor.list(), []);
     } finally {
       await r.close();
@@ -182,7 +172,7 @@ describe('executor', () => {
       await r.executor.remove('trapper');
       await r.executor.remove('stubborn');
       await rejectsCode(async () => r.executor.status('forced'), ErrorCode.NotFound);
-      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+      assert.deepEqual(await leftoversIn(r.client, r.dataDir), []);
     } finally {
       await r.close();
     }
@@ -193,7 +183,7 @@ describe('executor', () => {
     try {
       await r.run('once', ['sh', '-c', 'echo bye; exit 3'], { autoRemove: true });
       assert.equal((await r.exitOf('once')).exitStatus, 3);
-      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+      assert.deepEqual(await leftoversIn(r.client, r.dataDir), []);
       assert.deepEqual(r.executor.list(), []);
     } finally {
       await r.close();
@@ -255,7 +245,7 @@ describe('executor', () => {
       assert.equal(r.executor.status('late').exitStatus, 255);
       assert.equal(r.exits.length, 1, 'reported once');
       await r.executor.remove('late');
-      assert.deepEqual(await leftovers(r), { containers: [], tasks: [], fifos: [], logs: [] });
+      assert.deepEqual(await leftoversIn(r.client, r.dataDir), []);
     } finally {
       await r.close();
     }

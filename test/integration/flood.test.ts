@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
-import { leftovers, metricsText, pluginsDir, sample, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, logText, metricsText, pluginsDir, sample, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 /** The bound this suite holds plugind to while 16 plugins flood it. */
 const FLOOD_RSS_BOUND_MB = 360;
@@ -68,8 +68,7 @@ test(`flood for ${SECONDS} s: RSS under ${FLOOD_RSS_BOUND_MB} MB, dropped bytes 
   let written = 0;
   let kept = 0;
   for (const id of lossy) {
-    let err = '';
-    for await (const chunk of c.logs(id, { stream: 'stderr' })) err += chunk.data.toString();
+    const err = await logText(c, id, 'stderr');
     assert.match(err, /^\d+\n$/, `${id} printed its count`);
     written += Number(err) * MIB;
     kept += onDisk(id, 'stdout');

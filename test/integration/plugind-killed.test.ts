@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
-import { leftovers, metricsText, pluginsDir, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, logText, metricsText, pluginsDir, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -26,11 +26,7 @@ after(async () => {
   await rig?.close();
 });
 
-async function text(c: PluginsClient, id: string): Promise<string> {
-  let out = '';
-  for await (const chunk of c.logs(id, { stream: 'stdout' })) out += chunk.data.toString();
-  return out;
-}
+const text = (c: PluginsClient, id: string): Promise<string> => logText(c, id, 'stdout');
 
 test('SIGKILL under load: plugins restored, exits recorded once, log gaps only at the kill', async (t) => {
   const loggers = Array.from({ length: 100 }, (_, i) => `log-${i}`);

@@ -9,10 +9,10 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import type { ExitEvent, PluginsClient, ServerStream } from '../../src/api/client.js';
+import type { ExitEvent, ServerStream } from '../../src/api/client.js';
 import { shardOf } from '../../src/executor/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { metricsText, sample, serve, until, type Served } from '../helpers/serve.js';
+import { logText, metricsText, sample, serve, until, type Served } from '../helpers/serve.js';
 import { pool } from '../helpers/pool.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -49,11 +49,7 @@ after(async () => {
 
 
 
-async function text(c: PluginsClient, id: string, stream?: 'stdout' | 'stderr'): Promise<string> {
-  let out = '';
-  for await (const chunk of c.logs(id, stream ? { stream } : {})) out += chunk.data.toString();
-  return out;
-}
+const text = logText;
 
 function cli(args: string[]): { code: number; stdout: string; stderr: string } {
   const [verb, ...rest] = args;
