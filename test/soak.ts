@@ -186,6 +186,9 @@ try {
 } catch (err) {
   status = 1;
   console.error(`soak FAILED after ${rounds} rounds: ${err instanceof Broken ? err.message : (err as Error).stack}`);
+  // plugind's own words on the plugins named.
+  const named = new Set((err as Error).message.match(/\b(?:c\d+|long-\d+|flood-\d+)\b/g) ?? []);
+  for (const line of rig.s.logs) if ([...named].some((id) => line.includes(`"${id}"`))) console.error(line);
 } finally {
   stream.close();
   await rig.close();

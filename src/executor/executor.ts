@@ -397,29 +397,37 @@ export class Executor {
    * recorded and does not report it again. A failure leaves `reaped` false;
    * restoreAll retries it.
    */
-  async #reap(p: Plugin, io: PluginIO | undefined): Promise<void> {
+  async #reap(p: Plugin, io: PluginIO | undefined, fifos: FifoSet | undefined = io?.fifos): Promise<void> {
     const { id } = p;
     const exit = p.exit as PluginExit;
-    if (!p.settings.autoRemove) {
-      await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
-    }
-    // Task deletes are the heavy part of an exit (the shim shuts down); a
-    // few at a time keep a mass exit from starving kills and creates.
-    await this.#reapSlots.acquire();
     try {
-      await this.#client.tasks.delete(id);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (!p.settings.autoRemove) {
+        await this.#client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
+      }
+      // Task deletes are the heavy part of an exit (the shim shuts down); a
+      // few at a time keep a mass exit from starving kills and creates.
+      await this.#reapSlots.acquire();
+      try {
+        await this.#client.tasks.delete(id);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      } finally {
+        this.#reapSlots.release();
+      }
     } finally {
-      this.#reapSlots.release();
-    }
-    // After the delete the shim has closed its write ends: EOF follows.
-    if (io) {
-      // Cleanly ended FIFOs go back to the pool: no mkfifo, no unlink.
-      const clean = await io.close();
-      await (clean ? this.#fifos.recycle(io.fifos) : this.#fifos.remove(io.fifos)).catch(() => {});
+      // After the delete the shim has closed its write ends: EOF follows.
+      // Without it (containerd away), what arrives within close()'s wait is
+      // kept and the set is removed: the copy loops are this call's to end,
+      // a retry gets no io.
+      if (io) {
+        // Cleanly ended FIFOs go back to the pool: no mkfifo, no unlink.
+        const clean = await io.close();
+        await (clean ? this.#fifos.recycle(io.fifos) : this.#fifos.remove(io.fifos)).catch(() => {});
+      } else if (fifos) {
+        await this.#fifos.remove(fifos).catch(() => {});
+      }
     }
     if (p.settings.autoRemove) {
       await this.#client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
@@ -662,14 +670,16 @@ export class Executor {
       }
       if (known && known.state === 'stopped' && known.exit?.pid === task.pid) {
         // Its exit was reported, but reaping it failed: finish that, report nothing.
-        if (!known.reaped) await this.#reap(known, undefined);
+        if (!known.reaped) await this.#reap(known, undefined, this.#fifos.setOf(task.stdout));
         return 'stopped';
       }
       const recordedExit = exitFromLabels(container.labels);
       if (task.status === 'stopped' && recordedExit && recordedExit.pid === task.pid && (!known || known.pid === task.pid)) {
-        // Told and recorded before plugind (or its worker) died; only the reaping is left.
+        // Told and recorded before plugind (or its worker) died; only the
+        // reaping is left, and the output still in the pipe.
         known?.io?.destroy();
-        await this.#reap(this.#recordedPlugin(container, recordedExit), undefined);
+        const p = this.#recordedPlugin(container, recordedExit);
+        await this.#reap(p, await this.#reopen(id, task, settings), this.#fifos.setOf(task.stdout));
         return 'stopped';
       }
       let p = known;
@@ -678,15 +688,7 @@ export class Executor {
         p = newPlugin(id, { state: 'running', pid: task.pid, createdAt, settings, io: undefined });
         this.#plugins.set(id, p);
       }
-      if (!p.io) {
-        const fifos = this.#fifos.setOf(task.stdout);
-        if (fifos) {
-          p.io = await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings)).catch((err: Error) => {
-            this.#log.warn({ plugin: id, err }, 'restore: FIFOs could not be re-opened; output is not copied');
-            return undefined;
-          });
-        }
-      }
+      p.io ??= await this.#reopen(id, task, settings);
       // A stopped task is still 'running' to us until its exit is handled.
       p.state = task.status === 'paused' || task.status === 'pausing' ? 'paused' : 'running';
       if (task.status === 'stopped') {
@@ -694,6 +696,16 @@ export class Executor {
         return 'exited';
       }
       return 'running';
+    });
+  }
+
+  /** Opens a task's FIFOs again to copy its output; undefined when they are not ours or cannot be opened. */
+  async #reopen(id: string, task: Process, settings: PluginSettings): Promise<PluginIO | undefined> {
+    const fifos = this.#fifos.setOf(task.stdout);
+    if (!fifos) return undefined;
+    return PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings)).catch((err: Error) => {
+      this.#log.warn({ plugin: id, err }, 'restore: FIFOs could not be re-opened; output is not copied');
+      return undefined;
     });
   }
 

@@ -228,6 +228,30 @@ describe('executor', () => {
     }
   });
 
+  test('restore of an exit told and recorded but not reaped: not told again, task and FIFOs gone, logs kept', async () => {
+    const first = await startExecutor(h);
+    await first.run('told', ['sh', '-c', 'sleep 0.3; echo bye; exit 4']);
+    const { pid } = first.executor.status('told');
+    await first.close();
+    // The state a plugind killed between recording the exit and deleting
+    // the task leaves: the task stopped, the exit in its labels.
+    const c = first.client;
+    await c.tasks.wait('told');
+    await c.containers.setLabels('told', { [LABEL.exitStatus]: '4', [LABEL.exitPid]: String(pid), [LABEL.exitedAt]: new Date().toISOString() });
+    const second = await startExecutor(h, { client: h.client('x').withNamespace(c.namespace), dataDir: first.dataDir });
+    try {
+      assert.deepEqual(await second.executor.restoreAll(), { running: 0, stopped: 1, exited: 0 });
+      assert.equal(second.executor.status('told').exitStatus, 4);
+      assert.equal((await collect(second.executor.logs('told'))).stdout, 'bye\n');
+      assert.deepEqual(await leftoversIn(c, first.dataDir), ['container told', 'log dir told']);
+      await sleep(200);
+      assert.deepEqual(second.exits, [], 'not told again');
+      await second.executor.remove('told');
+    } finally {
+      await second.close();
+    }
+  });
+
   test('a task created after restore reported its plugin exited (a create cut short) is deleted', async () => {
     const r = await startExecutor(h);
     try {
