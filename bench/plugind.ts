@@ -120,21 +120,14 @@ export class Plugind {
     return JSON.stringify(s);
   }
 
-  #keeper(): { root: string; pidFile: string } {
-    const dir = pluginsDir(this.#t.dataDir, this.#t.namespace);
-    return { root: join(dir, 'fifo'), pidFile: join(dir, 'fifo-keeper.pid') };
-  }
-
   /** The FIFO keeper's pid (a process apart from plugind's), if it runs. */
   keeperPid(): Promise<number | undefined> {
-    const k = this.#keeper();
-    return runningKeeper(k.pidFile, k.root);
+    return runningKeeper(pluginsDir(this.#t.dataDir, this.#t.namespace));
   }
 
   /** Stops the FIFO keeper, which outlives plugind by design. */
-  async stopKeeper(): Promise<void> {
-    const k = this.#keeper();
-    await stopFifoKeeper(k.pidFile, k.root);
+  stopKeeper(): Promise<void> {
+    return stopFifoKeeper(pluginsDir(this.#t.dataDir, this.#t.namespace));
   }
 
   logFile(id: string): string {

@@ -47,7 +47,8 @@ export class Service {
   #metricsAddress: { host: string; port: number } | undefined;
   #stopped = false;
   #locked = false;
-  #keeper: { root: string; pidFile: string } | undefined;
+  /** The namespace's plugin data dir (FIFOs, logs), once started. */
+  #plugins: string | undefined;
   #keeperCheck: NodeJS.Timeout | undefined;
 
   constructor(options: ServiceOptions) {
@@ -103,13 +104,11 @@ export class Service {
     }
     const namespace = o.namespace ?? 'plugind';
     const plugins = pluginsDir(this.dataDir, namespace);
-    const keeper = { root: join(plugins, 'fifo'), pidFile: join(plugins, 'fifo-keeper.pid') };
-    this.#keeper = keeper;
-    await mkdir(plugins, { recursive: true, mode: 0o700 });
+    this.#plugins = plugins;
     let keeperPid: number | undefined;
     const keep = async (): Promise<void> => {
       try {
-        const pid = await ensureFifoKeeper(keeper.root, keeper.pidFile);
+        const pid = await ensureFifoKeeper(plugins);
         if (pid !== keeperPid) this.#log.info({ pid, replaced: keeperPid }, 'FIFO keeper running');
         keeperPid = pid;
       } catch (err) {
@@ -171,7 +170,7 @@ export class Service {
     await this.#api?.close();
     await this.#coordinator?.close({ stopPlugins: this.#o.stopPluginsOnExit ?? false });
     // The keeper outlives plugind for plugins that outlive it; none do here.
-    if (this.#o.stopPluginsOnExit && this.#keeper) await stopFifoKeeper(this.#keeper.pidFile, this.#keeper.root);
+    if (this.#o.stopPluginsOnExit && this.#plugins) await stopFifoKeeper(this.#plugins);
     await this.#metrics?.close();
     await this.#supervisor?.stop();
     // Only our own lock: a plugind refused at start must not unlock the one it met.

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
 import type { ContainerdClient } from '../../src/containerd/index.js';
 import { pluginsDir } from '../../src/coordinator/index.js';
-import { stopFifoKeeper } from '../../src/executor/fifo-keeper.js';
+import { keeperPaths, stopFifoKeeper } from '../../src/executor/fifo-keeper.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
 import { leftoversIn } from './leftovers.js';
 
@@ -28,14 +28,12 @@ export interface Served {
 
 export { pluginsDir };
 
-/** FIFO keepers the plugind processes started here left running (they outlive plugind by design). */
-const keepers = new Map<string, { root: string; pidFile: string }>();
-function keeperOf(dataDir: string, namespace: string): { root: string; pidFile: string } {
-  const dir = pluginsDir(dataDir, namespace);
-  return { root: join(dir, 'fifo'), pidFile: join(dir, 'fifo-keeper.pid') };
-}
+/** Plugin dirs whose FIFO keeper a plugind started here may have left running (they outlive plugind by design). */
+const keepers = new Set<string>();
 process.once('exit', () => {
-  for (const { root, pidFile } of keepers.values()) {
+  // Synchronous at exit: the pid file, checked against the keeper's command line.
+  for (const dir of keepers) {
+    const { root, pidFile } = keeperPaths(dir);
     try {
       const pid = Number(readFileSync(pidFile, 'utf8'));
       if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(root)) process.kill(pid, 'SIGTERM');
@@ -47,16 +45,15 @@ process.once('exit', () => {
 
 /** Stops the FIFO keeper of a data dir's namespace by its pid. */
 export async function stopKeeper(dataDir: string, namespace: string): Promise<void> {
-  const k = keeperOf(dataDir, namespace);
-  await stopFifoKeeper(k.pidFile, k.root);
-  keepers.delete(k.pidFile);
+  const dir = pluginsDir(dataDir, namespace);
+  await stopFifoKeeper(dir);
+  keepers.delete(dir);
 }
 
 /** Without containerdAddress, plugind runs its embedded containerd. */
 export async function serve(opts: { dataDir: string; containerdAddress?: string; namespace: string; workers?: number; extra?: string[] }): Promise<Served> {
   mkdirSync(opts.dataDir, { recursive: true });
-  const keeper = keeperOf(opts.dataDir, opts.namespace);
-  keepers.set(keeper.pidFile, keeper);
+  keepers.add(pluginsDir(opts.dataDir, opts.namespace));
   const address = `unix://${join(opts.dataDir, 'plugind.sock')}`;
   const args = [
     '--import',

@@ -5,10 +5,10 @@
 // memory at the kill, and the test counts them.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
+import { keeperPaths } from '../../src/executor/fifo-keeper.js';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
 import { leftovers, logText, metricsText, pluginsDir, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
@@ -89,7 +89,7 @@ test('SIGKILL under load: plugins restored, exits recorded once, log gaps only a
 });
 
 test('graceful restart: a plugin that writes and exits while plugind is down keeps its output', async () => {
-  const keeperPid = (): string => readFileSync(join(pluginsDir(dataDir, namespace), 'fifo-keeper.pid'), 'utf8');
+  const keeperPid = (): string => readFileSync(keeperPaths(pluginsDir(dataDir, namespace)).pidFile, 'utf8');
   const keeper = keeperPid();
   await s.client.run('quitter', { rootfs: h.rootfs, args: ['sh', '-c', 'sleep 1.5; echo last words; exit 4'] });
   await s.stop('SIGTERM');
