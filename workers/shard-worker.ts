@@ -45,14 +45,13 @@ function start(): Promise<State> {
       onDropped: (stream, n) => metrics.dropped(stream, n),
       logger: log,
       onExit: (exit) => {
-        const handledAtMs = nowMs();
         let restart = 'no';
         try {
           restart = executor.status(exit.id).settings.restart;
         } catch {
           /* removed at exit (autoRemove) */
         }
-        const push: ShardPush = { kind: 'exit', shard: config.shard, exit, restart, handledAtMs };
+        const push: ShardPush = { kind: 'exit', shard: config.shard, exit, restart };
         parentPort?.postMessage(push);
       },
     });
@@ -129,7 +128,7 @@ async function dispatch(req: ShardRequest): Promise<unknown> {
 
   switch (req.kind) {
     case 'create': {
-      const res = await executor.create(req.id, req.spec, req.settings);
+      const res = await executor.create(req.id, req.spec, req.settings, { replace: req.replace });
       return { ...res, startedAtMs: nowMs() };
     }
     case 'recreate':

@@ -2,7 +2,7 @@
 // gRPC status codes come back as CodedErrors with our codes.
 import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../containerd/index.js';
-import { MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
+import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
 import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService, readTls, timestampMs, type Timestamp, type TlsFiles } from './wire.js';
 
 export interface Plugin {
@@ -35,6 +35,10 @@ export interface RunOptions {
   autoRemove?: boolean;
   restart?: string;
   log?: { mode?: string; maxSize?: number; maxFiles?: number; bufferSize?: number };
+  /** Replace a stopped plugin of this id. */
+  replace?: boolean;
+  /** Run a static init as PID 1; unset: plugind's default (`serve --init`). */
+  init?: boolean;
 }
 
 function date(t: Timestamp | null | undefined): Date | undefined {
@@ -122,6 +126,9 @@ export class PluginsClient {
   }
 
   async run(id: string, options: RunOptions): Promise<{ id: string; pid: number; shard: number }> {
+    // plugind would answer this too, but a spec past the message limit never reaches it.
+    const bytes = options.specJson === undefined ? 0 : Buffer.byteLength(options.specJson);
+    if (bytes > MAX_SPEC_BYTES) throw new CodedError(ErrorCode.InvalidArgument, `plugin ${id}: --spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
     return this.#unary('Run', { id, ...options });
   }
 

@@ -7,27 +7,36 @@ import type { Coordinator } from '../coordinator/index.js';
 
 export class MetricsServer {
   readonly #server: http.Server;
-  readonly #co: Coordinator;
   readonly #log: Logger;
+  #co: Coordinator | undefined;
 
-  constructor(coordinator: Coordinator, logger: Logger = silentLogger) {
-    this.#co = coordinator;
+  // It listens before the coordinator exists, so that a port in use fails
+  // `serve` before anything is started; until attach() it is not ready.
+  constructor(logger: Logger = silentLogger) {
     this.#log = logger;
     this.#server = http.createServer((req, res) => void this.#handle(req, res));
   }
 
+  /** The coordinator whose metrics and readiness this serves. */
+  attach(coordinator: Coordinator): void {
+    this.#co = coordinator;
+  }
+
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    const co = this.#co;
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
-      } else if (path === '/metrics') {
-        const { contentType, body } = await this.#co.renderMetrics();
+      } else if (path === '/metrics' && !co) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('starting\n');
+      } else if (path === '/metrics' && co) {
+        const { contentType, body } = await co.renderMetrics();
         res.writeHead(200, { 'content-type': contentType }).end(body);
       } else if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
-        const ready = this.#co.ready && (await this.#co.containerdHealthy());
+        const ready = co !== undefined && co.ready && (await co.containerdHealthy());
         res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
@@ -44,9 +53,11 @@ export class MetricsServer {
     if (!m) throw new CodedError(ErrorCode.InvalidArgument, `metrics address ${JSON.stringify(address)}: want HOST:PORT`);
     const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
+      const fail = (err: NodeJS.ErrnoException): void =>
+        reject(new CodedError(ErrorCode.InvalidArgument, `--metrics-address ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`));
+      this.#server.once('error', fail);
       this.#server.listen(Number(m[2]), host, () => {
-        this.#server.off('error', reject);
+        this.#server.off('error', fail);
         resolve();
       });
     });

@@ -2,11 +2,12 @@
 // coordinator errors into gRPC status codes whose messages name the plugin.
 // Calls that arrive while plugind is still restoring wait for it.
 import * as grpc from '@grpc/grpc-js';
+import { existsSync } from 'node:fs';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
-import { MAX_SPEC_BYTES, defaultSpec, mergeEnv, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
+import { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, defaultSpec, jsonDepth, mergeEnv, withInit, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
 import {
   debugService,
   grpcTarget,
@@ -32,6 +33,8 @@ export interface ApiServerOptions {
   namespace: string;
   /** Resolves when the coordinator has restored; calls wait for it. */
   ready: Promise<void>;
+  /** What plugins get when their run request does not say (`serve --init`). */
+  runDefaults?: RunDefaults;
   /** Serve the Debug service (tests). */
   testHooks?: boolean;
   /** Mutual TLS (TCP only): clients must present a cert signed by the CA. */
@@ -77,34 +80,57 @@ interface RunRequest {
   autoRemove: boolean;
   restart: string;
   log: { mode: string; maxSize: number; maxFiles: number; bufferSize: number } | null;
+  replace: boolean;
+  init?: boolean;
 }
 
-/** The spec and settings a run request asks for, or INVALID_ARGUMENT naming what is wrong. */
-export function specFromRun(req: RunRequest, namespace: string): { spec: OciSpec; settings: PluginSettingsInput } {
+/** What `serve` decides for plugins whose run request does not say. */
+export interface RunDefaults {
+  /** `serve --init`: plugins get the init unless they ask `--no-init`. */
+  init: boolean;
+  /** The static init binary on the host. */
+  initPath: string;
+}
+
+export const DEFAULT_INIT_PATH = '/usr/bin/tini-static';
+
+/**
+ * The spec and settings a run request asks for, or INVALID_ARGUMENT naming
+ * what is wrong. The request's fields are the `run` flags, and messages name
+ * them as flags: that is what the user typed.
+ */
+export function specFromRun(req: RunRequest, namespace: string, defaults: RunDefaults = { init: false, initPath: DEFAULT_INIT_PATH }): { spec: OciSpec; settings: PluginSettingsInput } {
   const what = `plugin ${req.id}`;
   let spec: OciSpec;
-  if (req.specJson && req.rootfs) throw invalid(`${what}: give a rootfs or a spec, not both`);
+  if (req.specJson && req.rootfs) throw invalid(`${what}: give --rootfs or --spec, not both`);
+  for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: --env ${JSON.stringify(e)} is not K=V`);
   if (req.specJson) {
     const bytes = Buffer.byteLength(req.specJson);
-    if (bytes > MAX_SPEC_BYTES) throw invalid(`${what}: spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
+    if (bytes > MAX_SPEC_BYTES) throw invalid(`${what}: --spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(req.specJson);
     } catch (err) {
-      throw invalid(`${what}: spec is not JSON: ${(err as Error).message}`);
+      throw invalid(`${what}: --spec is not JSON: ${(err as Error).message}`);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(`${what}: spec is not a JSON object`);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(`${what}: --spec is not a JSON object`);
+    // Before the spec crosses a thread: a structured clone of deep nesting overflows the stack.
+    if (jsonDepth(parsed) > MAX_SPEC_DEPTH) throw invalid(`${what}: --spec nests deeper than ${MAX_SPEC_DEPTH} levels`);
     spec = parsed as OciSpec;
     if (typeof spec.process === 'object' && spec.process !== null) {
       if (req.args.length > 0) spec.process.args = req.args;
       if (req.env.length > 0) spec.process.env = mergeEnv(Array.isArray(spec.process.env) ? spec.process.env : [], req.env);
     }
   } else if (req.rootfs) {
+    if (!req.rootfs.startsWith('/')) throw invalid(`${what}: --rootfs ${req.rootfs}: want an absolute path`);
     if (req.args.length === 0) throw invalid(`${what}: no command given (plugind run ID --rootfs DIR -- CMD ARG...)`);
-    for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: env ${JSON.stringify(e)} is not K=V`);
     spec = defaultSpec({ rootfs: req.rootfs, args: req.args, env: req.env, namespace, id: req.id });
   } else {
     throw invalid(`${what}: give --rootfs DIR -- CMD or --spec FILE`);
+  }
+  if (req.init ?? defaults.init) {
+    if (!existsSync(defaults.initPath)) throw invalid(`${what}: --init: ${defaults.initPath} not found (Debian's tini package ships it)`);
+    if (Array.isArray(spec.process?.args)) spec = withInit(spec, defaults.initPath);
   }
   const settings: PluginSettingsInput = { autoRemove: req.autoRemove };
   if (req.restart) settings.restart = req.restart;
@@ -126,15 +152,14 @@ export class ApiServer {
   readonly #log: Logger;
   readonly #streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   #boundPort = 0;
+  #bound = false;
   readonly #tls: ReturnType<typeof readTls>;
 
   constructor(options: ApiServerOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#tls = readTls(options.tls ?? {});
-    this.address = parseApiAddress(options.address, { tls: Boolean(this.#tls) });
-    if (this.#tls && this.address.kind === 'unix') throw invalid('TLS applies to a tcp:// address, not a unix socket');
-    if (options.group !== undefined && this.address.kind !== 'unix') throw invalid('--group applies to a unix socket');
+    this.address = checkedAddress(options.address, Boolean(this.#tls), options.group);
     this.#server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE });
     this.#server.addService(pluginsService(), this.#handlers());
     if (options.testHooks) {
@@ -169,8 +194,8 @@ export class ApiServer {
     const co = this.#o.coordinator;
     return {
       Run: this.#unary(async (req: RunRequest) => {
-        const { spec, settings } = specFromRun(req, this.#o.namespace);
-        const { pid, shard } = await co.run(req.id, spec, settings);
+        const { spec, settings } = specFromRun(req, this.#o.namespace, this.#o.runDefaults);
+        const { pid, shard } = await co.run(req.id, spec, settings, { replace: req.replace });
         return { id: req.id, pid, shard };
       }),
       Inspect: this.#unary(async (req: { id: string }) => pluginMessage(await co.inspect(req.id))),
@@ -244,10 +269,7 @@ export class ApiServer {
    */
   async listen(): Promise<void> {
     const a = this.address;
-    if (a.kind === 'unix') {
-      if (Buffer.byteLength(a.path) > 107) throw invalid(`API socket path ${a.path} is longer than 107 bytes`);
-      await removeStaleSocket(a.path);
-    }
+    if (a.kind === 'unix') await removeStaleSocket(a.path);
     const gid = this.#o.group === undefined ? undefined : await resolveGroup(this.#o.group);
     const creds = this.#tls
       ? grpc.ServerCredentials.createSsl(this.#tls.ca, [{ cert_chain: this.#tls.cert, private_key: this.#tls.key }], true)
@@ -260,6 +282,7 @@ export class ApiServer {
     } finally {
       if (old !== undefined) process.umask(old);
     }
+    this.#bound = true;
     // Bound 0600 (umask) before anything could connect; a group is let in after.
     if (a.kind === 'unix' && gid !== undefined) {
       await chown(a.path, 0, gid);
@@ -281,7 +304,44 @@ export class ApiServer {
         resolve();
       });
     });
-    if (this.address.kind === 'unix') await unlink(this.address.path).catch(() => {});
+    // Only a socket of ours: one we did not bind may be another plugind's.
+    if (this.address.kind === 'unix' && this.#bound) await unlink(this.address.path).catch(() => {});
+  }
+}
+
+interface AddressOptions {
+  tls?: Partial<TlsFiles>;
+  group?: string;
+}
+
+/** The API address, or INVALID_ARGUMENT if it does not go with the TLS and group settings. */
+export function validateApiAddress(address: string, options: AddressOptions = {}): ApiAddress {
+  return checkedAddress(address, Boolean(readTls(options.tls ?? {})), options.group);
+}
+
+function checkedAddress(address: string, tls: boolean, group: string | undefined): ApiAddress {
+  const a = parseApiAddress(address, { tls });
+  if (tls && a.kind === 'unix') throw invalid('TLS applies to a tcp:// address, not a unix socket');
+  if (group !== undefined && a.kind !== 'unix') throw invalid('--group applies to a unix socket');
+  if (a.kind === 'unix' && Buffer.byteLength(a.path) > 107) throw invalid(`API socket path ${a.path} is longer than 107 bytes`);
+  return a;
+}
+
+/**
+ * What listen() would refuse, found before `serve` starts anything: a bad
+ * address, TLS or group, a live plugind on the socket, a TCP port in use.
+ */
+export async function checkApiAddress(address: string, options: AddressOptions = {}): Promise<void> {
+  const a = validateApiAddress(address, options);
+  if (options.group !== undefined) await resolveGroup(options.group);
+  if (a.kind === 'unix') {
+    await removeStaleSocket(a.path);
+  } else if (a.port !== 0) {
+    await new Promise<void>((resolve, reject) => {
+      const probe = net.createServer();
+      probe.once('error', (err: NodeJS.ErrnoException) => reject(invalid(`--address ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`)));
+      probe.listen(a.port, a.host, () => probe.close(() => resolve()));
+    });
   }
 }
 

@@ -6,10 +6,9 @@ import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/prom
 import { join, resolve } from 'node:path';
 import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import { Coordinator, pluginsDir } from '../coordinator/index.js';
-import { ensureFifoKeeper, stopFifoKeeper } from '../executor/fifo-keeper.js';
+import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../executor/fifo-keeper.js';
 import { MetricsServer } from './http.js';
-import { ApiServer } from './server.js';
-import { parseApiAddress, readTls } from './wire.js';
+import { ApiServer, DEFAULT_INIT_PATH, checkApiAddress, validateApiAddress } from './server.js';
 
 // How often serve checks that its FIFO keeper still runs.
 const KEEPER_CHECK_MS = 10_000;
@@ -32,6 +31,10 @@ export interface ServiceOptions {
   /** Mutual TLS for a tcp:// API address (required off loopback). */
   tls?: { cert?: string; key?: string; ca?: string };
   logLevel?: string;
+  /** Plugins that do not say get a static init as PID 1 (`serve --init`). Default false. */
+  init?: boolean;
+  /** The init binary. Default /usr/bin/tini-static. */
+  initPath?: string;
   testHooks?: boolean;
   logger?: Logger;
 }
@@ -50,6 +53,8 @@ export class Service {
   /** The namespace's plugin data dir (FIFOs, logs), once started. */
   #plugins: string | undefined;
   #keeperCheck: NodeJS.Timeout | undefined;
+  /** This start launched the FIFO keeper (none ran before). */
+  #startedKeeper = false;
 
   constructor(options: ServiceOptions) {
     this.#o = options;
@@ -90,12 +95,34 @@ export class Service {
     this.#locked = true;
   }
 
+  /**
+   * Starts everything, in an order that loses no exit. What can be refused
+   * (flags, the data dir lock, the API socket, the metrics port, the group)
+   * is checked before containerd or the FIFO keeper starts; a failure after
+   * that stops what was started.
+   */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const o = this.#o;
-    // A bad address or TLS setting fails here, before anything is started.
-    parseApiAddress(this.apiAddress, { tls: Boolean(readTls(o.tls ?? {})) });
+    const api = { ...(o.tls ? { tls: o.tls } : {}), ...(o.group !== undefined ? { group: o.group } : {}) };
+    validateApiAddress(this.apiAddress, api);
     await mkdir(this.dataDir, { recursive: true, mode: 0o711 });
     await this.#lock();
+    await checkApiAddress(this.apiAddress, api);
+    const metricsAddress = o.metricsAddress ?? '127.0.0.1:9464';
+    if (metricsAddress) {
+      this.#metrics = new MetricsServer(this.#log);
+      this.#metricsAddress = await this.#metrics.listen(metricsAddress);
+      this.#log.info({ metrics: `${this.#metricsAddress.host}:${this.#metricsAddress.port}` }, 'metrics listening');
+    }
     let address = o.containerdAddress;
     if (!address) {
       this.#supervisor = new ContainerdSupervisor({ dataDir: this.dataDir, logger: this.#log.child?.({ component: 'containerd' }) ?? this.#log });
@@ -105,6 +132,9 @@ export class Service {
     const namespace = o.namespace ?? 'plugind';
     const plugins = pluginsDir(this.dataDir, namespace);
     this.#plugins = plugins;
+    // A keeper found running holds plugins' FIFOs and stays whatever happens;
+    // one started here is stopped if this start fails.
+    const found = await runningKeeper(plugins);
     let keeperPid: number | undefined;
     const keep = async (): Promise<void> => {
       try {
@@ -116,6 +146,7 @@ export class Service {
       }
     };
     await keep();
+    this.#startedKeeper = found === undefined && keeperPid !== undefined;
     // One that dies is started again: it holds every FIFO as it starts.
     this.#keeperCheck = setInterval(() => void keep(), KEEPER_CHECK_MS).unref();
     const co = new Coordinator({
@@ -140,18 +171,14 @@ export class Service {
       address: this.apiAddress,
       namespace,
       ready,
+      runDefaults: { init: o.init ?? false, initPath: o.initPath ?? DEFAULT_INIT_PATH },
       testHooks: o.testHooks ?? false,
       logger: this.#log,
       ...(o.tls ? { tls: o.tls } : {}),
       ...(o.group !== undefined ? { group: o.group } : {}),
     });
     await this.#api.listen();
-    const metricsAddress = o.metricsAddress ?? '127.0.0.1:9464';
-    if (metricsAddress) {
-      this.#metrics = new MetricsServer(co, this.#log);
-      this.#metricsAddress = await this.#metrics.listen(metricsAddress);
-      this.#log.info({ metrics: `${this.#metricsAddress.host}:${this.#metricsAddress.port}` }, 'metrics listening');
-    }
+    this.#metrics?.attach(co);
     try {
       const counts = await co.start();
       markReady();
@@ -166,11 +193,13 @@ export class Service {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    const ready = this.#coordinator?.ready ?? false;
     clearInterval(this.#keeperCheck);
     await this.#api?.close();
     await this.#coordinator?.close({ stopPlugins: this.#o.stopPluginsOnExit ?? false });
-    // The keeper outlives plugind for plugins that outlive it; none do here.
-    if (this.#o.stopPluginsOnExit && this.#plugins) await stopFifoKeeper(this.#plugins);
+    // The keeper outlives plugind for plugins that outlive it; none do here,
+    // nor after a start that failed with a keeper of its own making.
+    if (this.#plugins && (this.#o.stopPluginsOnExit || (!ready && this.#startedKeeper))) await stopFifoKeeper(this.#plugins);
     await this.#metrics?.close();
     await this.#supervisor?.stop();
     // Only our own lock: a plugind refused at start must not unlock the one it met.

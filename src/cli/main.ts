@@ -3,9 +3,11 @@
 // line on stderr and a non-zero exit.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { PluginsClient, type Plugin } from '../api/client.js';
+import { DEFAULT_INIT_PATH } from '../api/server.js';
 import { Service } from '../api/service.js';
 import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, type TlsFiles } from '../api/wire.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
@@ -80,6 +82,8 @@ function pluginJson(p: Plugin): Record<string, unknown> {
     o.exitStatus = p.exitStatus;
     o.exitedAt = p.exitedAt?.toISOString() ?? null;
   }
+  o.restart = p.restart;
+  o.autoRemove = p.autoRemove;
   return o;
 }
 
@@ -104,6 +108,8 @@ program
   .option('--address <address>', 'API address (default unix://<data-dir>/plugind.sock; tcp://127.0.0.1:PORT allowed)')
   .option('--metrics-address <host:port>', 'HTTP /metrics, /healthz, /readyz', '127.0.0.1:9464')
   .option('--stop-plugins-on-exit', 'stop every plugin on shutdown (default: leave them running)')
+  .option('--init', 'plugins that do not say (run --init / --no-init) get a static init as PID 1')
+  .option('--init-path <file>', 'the static init binary', DEFAULT_INIT_PATH)
   .option('--group <group>', 'API socket mode 0660 for this group (default: 0600, root only)')
   .option('--tls-cert <file>', 'server certificate: mutual TLS on a tcp:// address (required off loopback)')
   .option('--tls-key <file>', 'server key')
@@ -117,6 +123,8 @@ program
     address?: string;
     metricsAddress: string;
     stopPluginsOnExit?: boolean;
+    init?: boolean;
+    initPath: string;
     group?: string;
     tlsCert?: string;
     tlsKey?: string;
@@ -130,6 +138,8 @@ program
       workers: o.workers,
       metricsAddress: o.metricsAddress,
       stopPluginsOnExit: o.stopPluginsOnExit ?? false,
+      init: o.init ?? false,
+      initPath: o.initPath,
       logLevel: o.logLevel,
       testHooks: process.env.PLUGIND_TEST_HOOKS === '1',
       logger: log,
@@ -153,12 +163,8 @@ program
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
-    try {
-      await service.start();
-    } catch (err) {
-      await service.stop().catch(() => {});
-      throw err;
-    }
+    // A start that fails has stopped what it started.
+    await service.start();
   });
 
 program
@@ -168,6 +174,9 @@ program
   .option('--spec <file>', 'OCI runtime spec (JSON)')
   .option('--env <K=V>', 'environment variable (repeatable)', collect, [] as string[])
   .option('--rm', 'remove the plugin (container and logs) when it exits')
+  .option('--replace', 'replace a stopped plugin of this id (its logs go too)')
+  .option('--init', 'run a static init (tini) as PID 1: SIGTERM reaches CMD, orphans are reaped')
+  .option('--no-init', 'no init, whatever serve --init says')
   .option('--restart <policy>', 'no | on-failure[:N]', 'no')
   .option('--log-mode <mode>', 'blocking (lossless) | non-blocking (drops, counted)')
   .option('--log-max-size <bytes>', 'rotate plugin log files at this size', int('--log-max-size', 1, MAX_LOG_SIZE))
@@ -190,13 +199,16 @@ program
     if (o.logMaxFiles) log.maxFiles = o.logMaxFiles;
     await withClient(o as { address: string }, async (c) => {
       const res = await c.run(id, {
-        ...(o.rootfs ? { rootfs: o.rootfs as string } : {}),
+        // Relative to where the command runs, as a user means it; plugind wants it absolute.
+        ...(o.rootfs ? { rootfs: resolve(o.rootfs as string) } : {}),
         ...(specJson !== undefined ? { specJson } : {}),
         args: command,
         env: o.env as string[],
         autoRemove: Boolean(o.rm),
         restart: o.restart as string,
         log,
+        replace: Boolean(o.replace),
+        ...(o.init !== undefined ? { init: Boolean(o.init) } : {}),
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
     });
@@ -228,8 +240,7 @@ program
     await withClient(o, async (c) => {
       const p = await c.inspect(id);
       if (o.json) return void out(JSON.stringify(pluginJson(p)) + '\n');
-      const j = pluginJson(p);
-      out(table([...Object.entries(j).map(([k, v]) => [k, String(v)]), ['restart', p.restart], ['autoRemove', String(p.autoRemove)]]));
+      out(table(Object.entries(pluginJson(p)).map(([k, v]) => [k, String(v)])));
     });
   });
 
@@ -270,7 +281,7 @@ program
 program
   .command('logs <id>')
   .description("print a plugin's output (both streams unless --stream)")
-  .option('--follow', 'keep printing new output until the plugin exits')
+  .option('-f, --follow', 'keep printing new output until the plugin exits')
   .addOption(new Option('--stream <stream>', 'only this stream').choices(['stdout', 'stderr']))
   .option('--tail <bytes>', 'only the last BYTES of each stream', int('--tail', 0, Number.MAX_SAFE_INTEGER))
   .addOption(addressOption())

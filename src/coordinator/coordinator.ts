@@ -48,6 +48,8 @@ export interface CoordinatorEvents {
   exit: [exit: PluginExit];
 }
 
+const LAG_SEEN_MAX = 4096;
+
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /** Where a namespace's plugin FIFOs (`fifo/`), logs (`logs/`) and told exits live. */
@@ -64,6 +66,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly #loop: EventLoop;
   readonly #restarts = new Map<string, number>();
   readonly #manualStops = new Set<string>();
+  /** The pid of the last exit event observed per id: containerd may deliver one twice. */
+  readonly #lagSeen = new Map<string, number>();
   /**
    * The last exit told per id, kept across restarts: a worker (or plugind)
    * that died between telling an exit and recording it tells it again.
@@ -112,6 +116,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       logger: this.#log,
       onEvent: (ev) => {
         if (ev.topic !== '/tasks/exit') return;
+        this.#observeLag(ev.event.containerId, ev.event.id, ev.event.pid, ev.timestampMs);
         this.#shard(ev.event.containerId)
           .request({ kind: 'event', event: ev })
           .catch((err: Error) => this.#log.warn({ plugin: ev.event.containerId, err }, 'exit event not delivered to its shard'));
@@ -167,9 +172,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.#reported.has(exit.id, exit.pid)) return;
     this.#reported.add(exit.id, exit.pid);
     this.metrics.exits.inc();
-    if (exit.eventTimestampMs !== undefined) this.metrics.eventLag.observe(Math.max(0, push.handledAtMs - exit.eventTimestampMs) / 1000);
     this.emit('exit', exit);
     this.#maybeRestart(push);
+  }
+
+  /**
+   * Every exit event containerd delivers for a plugin is observed once, as
+   * it arrives here, whichever path (the event, or a stop's Wait) handles the
+   * exit first: the lag is containerd's timestamp to plugind having it.
+   */
+  #observeLag(id: string, execId: string, pid: number, timestampMs: number): void {
+    if (execId !== id || this.#lagSeen.get(id) === pid) return;
+    // Only a repeat soon after matters; the oldest entries go (ids of `run --rm` plugins are never removed here).
+    if (this.#lagSeen.size >= LAG_SEEN_MAX) this.#lagSeen.delete(this.#lagSeen.keys().next().value as string);
+    this.#lagSeen.delete(id);
+    this.#lagSeen.set(id, pid);
+    this.metrics.eventLag.observe(Math.max(0, nowMs() - timestampMs) / 1000);
   }
 
   #maybeRestart({ exit, restart }: ShardPush): void {
@@ -200,14 +218,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return { ...status, shard: this.shardOf(status.id) };
   }
 
-  async run(id: string, spec: OciSpec, settings: PluginSettingsInput = {}): Promise<{ pid: number; shard: number }> {
+  async run(id: string, spec: OciSpec, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
     const receivedAtMs = nowMs();
     validateId(id);
     this.#manualStops.delete(id);
     this.#restarts.delete(id);
     this.#reported.delete(id);
     const shard = this.#shard(id);
-    const { pid, startedAtMs } = await shard.request({ kind: 'create', id, spec, settings });
+    const { pid, startedAtMs } = await shard.request({ kind: 'create', id, spec, settings, replace: options.replace ?? false });
     this.metrics.createDuration.observe(Math.max(0, startedAtMs - receivedAtMs) / 1000);
     return { pid, shard: shard.index };
   }
@@ -239,6 +257,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     await this.#shard(id).request({ kind: 'remove', id, force });
     this.#restarts.delete(id);
     this.#reported.delete(id);
+    this.#lagSeen.delete(id);
     this.metrics.pluginRestarts.remove({ plugin: id });
   }
 

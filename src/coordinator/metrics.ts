@@ -16,7 +16,7 @@ export class ServiceMetrics {
   });
   readonly eventLag = new Histogram({
     name: 'plugind_event_lag_seconds',
-    help: "From containerd's exit event timestamp to the exit handled by plugind.",
+    help: "From containerd's exit event timestamp to the event reaching plugind; each exit event once.",
     buckets: LAG_BUCKETS,
     registers: [this.registry],
   });

@@ -24,7 +24,7 @@ export interface WorkerConfig {
 
 export type ShardRequest =
   | { kind: 'init' }
-  | { kind: 'create'; id: string; spec: OciSpec; settings: PluginSettingsInput }
+  | { kind: 'create'; id: string; spec: OciSpec; settings: PluginSettingsInput; replace: boolean }
   | { kind: 'recreate'; id: string }
   | { kind: 'status'; id: string }
   | { kind: 'list' }
@@ -79,8 +79,6 @@ export type ShardPush = {
   exit: PluginExit;
   /** The plugin's restart policy, for the coordinator to act on. */
   restart: string;
-  /** When the worker finished handling it (performance.timeOrigin + now()). */
-  handledAtMs: number;
 };
 
 /** On a logs request's MessagePort, worker → coordinator. */

@@ -44,7 +44,7 @@ import {
   type PluginSettings,
   type PluginSettingsInput,
 } from './settings.js';
-import type { OciSpec } from './spec.js';
+import { MAX_SPEC_DEPTH, jsonDepth, type OciSpec } from './spec.js';
 import { PluginIO, STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 
 export type PluginState = 'created' | 'running' | 'stopped' | 'paused' | 'unknown';
@@ -91,6 +91,11 @@ export interface ExecutorOptions {
   /** Told of log file fds as they open and close (see FdHooks). */
   fdHooks?: FdHooks;
   logger?: Logger;
+}
+
+export interface CreateOptions {
+  /** Replace a stopped plugin of the same id (`run --replace`); without it that is ALREADY_EXISTS. */
+  replace?: boolean;
 }
 
 export interface LogsOptions {
@@ -159,6 +164,8 @@ export function parseSignal(signal: number | string): number {
 export async function validateSpec(spec: unknown): Promise<Any> {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw invalidArgument('spec is not a JSON object');
   const s = spec as Partial<OciSpec>;
+  // Checked before anything serializes it: deep nesting overflows the stack there.
+  if (jsonDepth(spec) > MAX_SPEC_DEPTH) throw invalidArgument(`spec nests deeper than ${MAX_SPEC_DEPTH} levels`);
   const packed = packSpec(spec);
   if (packed.value.length > MAX_SPEC_BYTES) throw invalidArgument(`spec is ${packed.value.length} bytes; at most ${MAX_SPEC_BYTES}`);
   const args = s.process?.args;
@@ -171,6 +178,7 @@ export async function validateSpec(spec: unknown): Promise<Any> {
     throw invalidArgument('spec.process.env must be a list of K=V strings');
   }
   if (s.process?.terminal) throw invalidArgument('spec.process.terminal is not supported: plugins have no terminal');
+  if (typeof s.hostname === 'string' && Buffer.byteLength(s.hostname) > 64) throw invalidArgument(`spec.hostname is ${Buffer.byteLength(s.hostname)} bytes; Linux allows 64`);
   const root = s.root?.path;
   if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('spec.root.path must be an absolute path to the plugin rootfs');
   let st;
@@ -228,15 +236,17 @@ export class Executor {
   /**
    * Creates and starts a plugin; resolves with its pid once the task runs.
    * Three RPCs when the id is free (container create, task create, task
-   * start); moby's path makes six. A stale record of the id (its task not
-   * running) is replaced; a running one is ALREADY_EXISTS. Any failure after
+   * start); moby's path makes six. A stopped plugin of the id is replaced
+   * only with options.replace; a running one is ALREADY_EXISTS. A stale
+   * containerd record nobody knows of (its task not running) is replaced. Any failure after
    * the container exists removes task, container, FIFOs and logs.
    */
-  create(id: string, spec: OciSpec, input: PluginSettingsInput = {}): Promise<{ pid: number }> {
-    return this.#create(id, spec, input, false);
+  create(id: string, spec: OciSpec, input: PluginSettingsInput = {}, options: CreateOptions = {}): Promise<{ pid: number }> {
+    return this.#create(id, spec, input, { replace: options.replace ?? false, keepLogs: false });
   }
 
-  async #create(id: string, spec: OciSpec, input: PluginSettingsInput, keepLogs: boolean): Promise<{ pid: number }> {
+  async #create(id: string, spec: OciSpec, input: PluginSettingsInput, how: { replace: boolean; keepLogs: boolean }): Promise<{ pid: number }> {
+    const { keepLogs } = how;
     validateId(id);
     let settings: PluginSettings;
     let packed: Any;
@@ -250,6 +260,10 @@ export class Executor {
       const known = this.#plugins.get(id);
       if (known && known.state !== 'stopped') {
         throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`);
+      }
+      // A stopped plugin is still the user's (listed, its logs kept): replacing it is asked for, not assumed.
+      if (known && !how.replace) {
+        throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`);
       }
       const container = { id, labels: settingsToLabels(settings), runtime: this.#runtime, spec: packed };
       // A stopped record we know of is replaced without a failing create first.
@@ -577,7 +591,7 @@ export class Executor {
     }
     if (!container.spec) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} has no spec to run again`);
     // Its logs carry on across runs, as a restarted container's do.
-    return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsFromLabels(container.labels), true);
+    return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsFromLabels(container.labels), { replace: true, keepLogs: true });
   }
 
   /** Re-attaches to one plugin from containerd's records (see restoreAll). */

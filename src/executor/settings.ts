@@ -56,6 +56,8 @@ export function normalizeSettings(input: PluginSettingsInput = {}): PluginSettin
   positiveInt('log buffer size', log.bufferSize, 1 << 30);
   const restart = input.restart ?? 'no';
   if (!RESTART_RE.test(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
+  // docker refuses the pair too: a plugin removed at its exit is not there to restart.
+  if (input.autoRemove && restart !== 'no') throw invalidArgument(`--rm and --restart ${restart} cannot be combined: a plugin removed at exit cannot be restarted`);
   return { autoRemove: input.autoRemove ?? false, restart, log };
 }
 

@@ -50,6 +50,46 @@ export interface DefaultSpecOptions {
   cgroupsPath?: string;
   namespace?: string;
   id?: string;
+  /** Host path of a static init (tini) to run as PID 1 in front of args (`run --init`). */
+  init?: string;
+}
+
+/** Where `run --init` binds the init binary: /dev is the spec's own tmpfs, so nothing is written to the rootfs. */
+export const INIT_PATH = '/dev/init';
+
+/** Linux allows 64 bytes of hostname (sethostname fails past that); containerd's ids reach 76. */
+const MAX_HOSTNAME = 63;
+
+/** The hostname a plugin gets from its id: the id itself, cut to what Linux takes. */
+export function hostnameFor(id: string): string {
+  return id.length <= MAX_HOSTNAME ? id : id.slice(0, MAX_HOSTNAME).replace(/[._-]+$/, '');
+}
+
+/** Deeper JSON than any OCI spec needs; structured clone and JSON.stringify overflow the stack long before 20,000. */
+export const MAX_SPEC_DEPTH = 64;
+
+/** How deep a parsed JSON value nests, counted without recursion; stops counting past limit. */
+export function jsonDepth(value: unknown, limit = MAX_SPEC_DEPTH): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/**
+ * Puts a static init in front of the spec's command, bound read-only at
+ * INIT_PATH: SIGTERM then reaches the command (a PID 1 gets no default
+ * signal handling) and orphans are reaped, as `docker run --init` does.
+ */
+export function withInit(spec: OciSpec, init: string): OciSpec {
+  const mounts = [...(spec.mounts ?? []), { destination: INIT_PATH, type: 'bind', source: init, options: ['rbind', 'ro', 'nosuid', 'nodev'] }];
+  return { ...spec, mounts, process: { ...spec.process, args: [INIT_PATH, '--', ...spec.process.args] } };
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -108,7 +148,7 @@ export function defaultSpec(options: DefaultSpecOptions): OciSpec {
     readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
   };
   if (cgroupsPath) linux.cgroupsPath = cgroupsPath;
-  return {
+  const spec: OciSpec = {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
@@ -121,7 +161,7 @@ export function defaultSpec(options: DefaultSpecOptions): OciSpec {
       noNewPrivileges: true,
     },
     root: { path: options.rootfs, readonly: options.readonlyRootfs ?? true },
-    hostname: options.hostname ?? options.id ?? 'plugin',
+    hostname: options.hostname ?? (options.id ? hostnameFor(options.id) : 'plugin'),
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -138,4 +178,5 @@ export function defaultSpec(options: DefaultSpecOptions): OciSpec {
     ],
     linux,
   };
+  return options.init ? withInit(spec, options.init) : spec;
 }

@@ -115,9 +115,11 @@ describe('executor', () => {
       const lost = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
       assert.equal(won.length, 1);
       for (const l of lost) assert.equal((l.reason as PluginError).code, ErrorCode.AlreadyExists);
-      // A stopped plugin we know of is replaced by a new run.
+      // A stopped plugin we know of is the user's: replaced only when asked.
       await r.executor.stop('race', 0);
-      await r.run('race', ['true']);
+      await rejectsCode(r.run('race', ['true']), ErrorCode.AlreadyExists, /plugin race exists \(stopped\); remove it first/);
+      const { pid } = await r.executor.create('race', defaultSpec({ rootfs: h.rootfs, args: ['true'], namespace: c.namespace, id: 'race' }), {}, { replace: true });
+      assert.ok(pid > 0);
     } finally {
       await r.close();
     }
