@@ -4,7 +4,7 @@
 // on the main thread, from timestamps the worker sends, so they survive a
 // worker restart.
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { PluginStatus, StreamName } from '../src/executor/index.js';
+import type { ErrnoClass, PluginStatus, StreamName } from '../src/executor/index.js';
 
 const STATES = ['created', 'running', 'stopped', 'paused', 'unknown'] as const;
 
@@ -12,6 +12,7 @@ export class ShardMetrics {
   readonly registry = new Registry();
   readonly stdioBytes: Counter<'stream' | 'shard'>;
   readonly stdioDropped: Counter<'stream' | 'shard'>;
+  readonly logWriteErrors: Counter<'shard' | 'errno'>;
   readonly #shard: string;
 
   constructor(shard: number, plugins: () => PluginStatus[]) {
@@ -29,12 +30,19 @@ export class ShardMetrics {
     });
     this.stdioDropped = new Counter({
       name: 'plugind_stdio_dropped_bytes_total',
-      help: 'Plugin output dropped in non-blocking log mode.',
+      help: 'Plugin output dropped: what overflows the buffer in non-blocking log mode, and what a log file that failed for good could not take.',
       labelNames: ['stream', 'shard'],
       registers,
       collect() {
         self.#drain(this, self.#pending.dropped);
       },
+    });
+    // Incremented directly: failures come at most one per retry (50 ms to 2 s apart) per stream.
+    this.logWriteErrors = new Counter({
+      name: 'plugind_log_write_errors_total',
+      help: 'Failed attempts to write or rotate a plugin log file, by errno class (a write waiting for disk space is retried every 50 ms up to 2 s).',
+      labelNames: ['shard', 'errno'],
+      registers,
     });
     new Gauge({
       name: 'plugind_plugins',
@@ -58,6 +66,10 @@ export class ShardMetrics {
 
   dropped(stream: StreamName, n: number): void {
     this.#pending.dropped[stream] += n;
+  }
+
+  logWriteError(errno: ErrnoClass): void {
+    this.logWriteErrors.inc({ shard: this.#shard, errno });
   }
 
   #drain(counter: Counter<'stream' | 'shard'>, pending: Record<StreamName, number>): void {

@@ -43,6 +43,7 @@ function start(): Promise<State> {
       fdHooks: new FdLedger(config.fdLedger),
       onBytes: (stream, n) => metrics.bytes(stream, n),
       onDropped: (stream, n) => metrics.dropped(stream, n),
+      onLogWriteError: (errno) => metrics.logWriteError(errno),
       logger: log,
       onExit: (exit) => {
         let restart = 'no';

@@ -31,7 +31,7 @@ import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { FifoPool, idOfSet, setName, type FifoSet } from './fifo.js';
 import { validateId } from './ids.js';
 import { KeyedQueue, Semaphore } from './keyed-queue.js';
-import type { FdHooks } from './log-file.js';
+import type { ErrnoClass, FdHooks } from './log-file.js';
 import { merge, readLog, type LogChunk } from './log-reader.js';
 import {
   MANAGED_FILTER,
@@ -88,6 +88,8 @@ export interface ExecutorOptions {
   name?: string;
   onBytes?: (stream: StreamName, bytes: number) => void;
   onDropped?: (stream: StreamName, bytes: number) => void;
+  /** Each failed attempt to write a plugin's log file (see WriteFailure). */
+  onLogWriteError?: (errno: ErrnoClass) => void;
   /** Told of log file fds as they open and close (see FdHooks). */
   fdHooks?: FdHooks;
   logger?: Logger;
@@ -204,6 +206,7 @@ export class Executor {
   readonly #owns: (id: string) => boolean;
   readonly #onBytes: ExecutorOptions['onBytes'];
   readonly #onDropped: ExecutorOptions['onDropped'];
+  readonly #onLogWriteError: ExecutorOptions['onLogWriteError'];
   readonly #fdHooks: FdHooks | undefined;
   readonly #log: Logger;
 
@@ -217,6 +220,7 @@ export class Executor {
     this.#owns = options.owns ?? (() => true);
     this.#onBytes = options.onBytes;
     this.#onDropped = options.onDropped;
+    this.#onLogWriteError = options.onLogWriteError;
     this.#fdHooks = options.fdHooks;
     this.#log = options.logger ?? silentLogger;
   }
@@ -225,11 +229,28 @@ export class Executor {
     return join(this.#logRoot, id);
   }
 
-  #stdioOptions(settings: PluginSettings): StdioOptions {
-    const o: StdioOptions = { rotation: settings.log, mode: settings.log.mode, bufferSize: settings.log.bufferSize };
+  #stdioOptions(id: string, settings: PluginSettings): StdioOptions {
+    const { mode } = settings.log;
+    const o: StdioOptions = { rotation: settings.log, mode, bufferSize: settings.log.bufferSize };
     if (this.#onBytes) o.onBytes = this.#onBytes;
     if (this.#onDropped) o.onDropped = this.#onDropped;
     if (this.#fdHooks) o.fdHooks = this.#fdHooks;
+    // Every attempt is counted; the log gets one line when an episode
+    // starts and one when it ends, however many retries lie between.
+    o.onWriteError = (stream, { error: err, errno, action, first, unwritten }) => {
+      this.#onLogWriteError?.(errno);
+      const fields = { plugin: id, stream, errno, err };
+      if (action === 'give-up') {
+        this.#log.error({ ...fields, dropped: unwritten }, "log file failed; the stream's output is read and dropped from now on (plugind_stdio_dropped_bytes_total)");
+      } else if (first && action === 'recreate-dir') {
+        this.#log.warn(fields, 'log dir was removed; making it again, output goes on in a new file');
+      } else if (first) {
+        const meanwhile = mode === 'blocking' ? 'the plugin blocks in write() until there is room' : 'output beyond the buffer is dropped until there is room';
+        this.#log.warn(fields, `log writes failing; retrying with backoff, ${meanwhile}`);
+      }
+    };
+    o.onWriteRecovered = (stream, { code, ms, attempts }) =>
+      this.#log.info({ plugin: id, stream, errno: code, ms, attempts }, `log writes work again after ${ms} ms`);
     return o;
   }
 
@@ -273,7 +294,7 @@ export class Executor {
       const prepare = async (): Promise<{ fifos: FifoSet; io: PluginIO }> => {
         const fifos = await this.#fifos.take(setName(id));
         try {
-          return { fifos, io: await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings)) };
+          return { fifos, io: await PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(id, settings)) };
         } catch (err) {
           await this.#fifos.remove(fifos).catch(() => {});
           throw err;
@@ -717,7 +738,7 @@ export class Executor {
   async #reopen(id: string, task: Process, settings: PluginSettings): Promise<PluginIO | undefined> {
     const fifos = this.#fifos.setOf(task.stdout);
     if (!fifos) return undefined;
-    return PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(settings)).catch((err: Error) => {
+    return PluginIO.open(fifos, this.#logDir(id), this.#stdioOptions(id, settings)).catch((err: Error) => {
       this.#log.warn({ plugin: id, err }, 'restore: FIFOs could not be re-opened; output is not copied');
       return undefined;
     });

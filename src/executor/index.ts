@@ -9,4 +9,4 @@ export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
 export { FdLedger } from './fd-ledger.js';
 export { shardOf } from './shard-map.js';
-export type { FdHooks } from './log-file.js';
+export type { ErrnoClass, FdHooks } from './log-file.js';

@@ -1,9 +1,11 @@
 // A plugin's output stream on disk: `<name>.log` plus rotated `<name>.log.1`
 // (newest) … `<name>.log.<maxFiles-1>`. Writes are batched (writev of
 // whatever queued while the previous write ran), and the Writable's buffer
-// is the backpressure signal the copy loop obeys in lossless mode.
+// is the backpressure signal the copy loop obeys in lossless mode. A write
+// that fails for want of space waits and retries, so a full disk holds the
+// output back (as a slow one does) instead of ending it.
 import { EventEmitter } from 'node:events';
-import { close, fstat, open, readdir, rename, unlink, writev } from 'node:fs';
+import { close, fstat, mkdir, open, readdir, rename, unlink, writev } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -15,6 +17,74 @@ const renameP = promisify(rename);
 const unlinkP = promisify(unlink);
 const readdirP = promisify(readdir);
 const writevP = promisify(writev);
+const mkdirP = promisify(mkdir);
+
+/** Makes a plugin's log dir (and its parents) if it is missing. */
+export async function makeLogDir(dir: string): Promise<void> {
+  await mkdirP(dir, { recursive: true, mode: 0o750 });
+}
+
+/** How a failed log write is counted: a closed set, as it labels a metric. */
+export type ErrnoClass = 'ENOSPC' | 'EDQUOT' | 'EIO' | 'ENOENT' | 'other';
+
+function errnoClass(err: unknown): ErrnoClass {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'ENOENT' ? code : 'other';
+}
+
+/**
+ * What the file does about a failed write or rotation:
+ * - retry: no space (ENOSPC, EDQUOT); the write waits and is retried with
+ *   backoff until there is room, and nothing is lost.
+ * - recreate-dir: the log dir was removed (ENOENT); it is made again and
+ *   output goes on in a new live file.
+ * - give-up: anything else; the file errors and closes, and `unwritten`
+ *   bytes it held are lost.
+ */
+export type WriteAction = 'retry' | 'recreate-dir' | 'give-up';
+
+export interface WriteFailure {
+  error: NodeJS.ErrnoException;
+  errno: ErrnoClass;
+  action: WriteAction;
+  /** The first failure since writes last worked: an episode starts. */
+  first: boolean;
+  /** With give-up: bytes accepted by write() that will never reach the file. */
+  unwritten: number;
+}
+
+export interface WriteRecovery {
+  /** The errno that started the episode (ENOSPC, ENOENT, …). */
+  code: string;
+  ms: number;
+  /** Failed attempts in the episode. */
+  attempts: number;
+}
+
+/** Told of every failed attempt, and once when writes work again. */
+export interface WriteHooks {
+  failed?(failure: WriteFailure): void;
+  recovered?(recovery: WriteRecovery): void;
+}
+
+// Retries wait 50 ms, doubling to 2 s: a disk that gets room again is used
+// within 2 s, and a full one costs a syscall every 2 s per stream.
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 2000;
+
+interface Episode {
+  code: string;
+  since: number;
+  attempts: number;
+  delayMs: number;
+}
+
+/** A rename whose source is missing (someone deleted a log file) has nothing to move. */
+function renameIfThere(from: string, to: string): Promise<void> {
+  return renameP(from, to).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
 
 export interface RotationOptions {
   /** Rotate before a write would take the file past this many bytes. Default 10 MiB. */
@@ -55,6 +125,16 @@ export class RotatingLogFile extends Writable {
   #rotated = -1;
 
   readonly #fdHooks: FdHooks | undefined;
+  /** Set by the file's writer before its first write: it decides what a failure means upstream. */
+  writeHooks: WriteHooks | undefined;
+  /** Set while writes fail; undefined on the hot path. */
+  #episode: Episode | undefined;
+  /** The log dir vanished: make it again before the next open. */
+  #dirGone = false;
+  /** The write in progress, which _destroy lets settle before closing its fd. */
+  #writing: Promise<void> | undefined;
+  /** Cuts a retry's wait short when the file is destroyed. */
+  #wake: (() => void) | undefined;
 
   constructor(dir: string, name: string, rotation: RotationOptions = {}, options: { highWaterMark?: number; fdHooks?: FdHooks } = {}) {
     super({ highWaterMark: options.highWaterMark ?? 1 << 20, decodeStrings: false });
@@ -88,12 +168,24 @@ export class RotatingLogFile extends Writable {
     return fd;
   }
 
+  /** Writes are failing and being retried (no space, say). */
+  get failing(): boolean {
+    return this.#episode !== undefined;
+  }
+
   #closeFd(fd: number): Promise<void> {
     this.#fdHooks?.closing(fd);
     return closeP(fd);
   }
 
+  // A rotation that fails part way is run again from the top: each step
+  // copes with having been done already.
   async #rotate(): Promise<void> {
+    if (this.#dirGone) {
+      await makeLogDir(this.#dir);
+      this.#dirGone = false;
+      this.#rotated = 0;
+    }
     // Rotated files left by an earlier run are counted once, at the first
     // rotation rather than on the create path.
     if (this.#rotated < 0) {
@@ -101,8 +193,11 @@ export class RotatingLogFile extends Writable {
       this.#rotated = 0;
       while (this.#rotated < this.#maxFiles - 1 && names.has(`${this.#name}.log.${this.#rotated + 1}`)) this.#rotated += 1;
     }
-    await this.#closeFd(this.#fd);
-    this.#fd = -1;
+    if (this.#fd >= 0) {
+      const fd = this.#fd;
+      this.#fd = -1;
+      await this.#closeFd(fd);
+    }
     const rotated = (k: number): string => `${this.path}.${k}`;
     const keep = this.#maxFiles - 1;
     if (keep === 0) {
@@ -110,8 +205,8 @@ export class RotatingLogFile extends Writable {
     } else {
       // Shift .k → .k+1 from the oldest down; what would pass .keep is dropped.
       if (this.#rotated === keep) await unlinkP(rotated(keep)).catch(() => {});
-      for (let k = Math.min(this.#rotated, keep - 1); k >= 1; k--) await renameP(rotated(k), rotated(k + 1));
-      await renameP(this.path, rotated(1));
+      for (let k = Math.min(this.#rotated, keep - 1); k >= 1; k--) await renameIfThere(rotated(k), rotated(k + 1));
+      await renameIfThere(this.path, rotated(1));
       this.#rotated = Math.min(this.#rotated + 1, keep);
     }
     this.#fd = await this.#openLive();
@@ -120,42 +215,97 @@ export class RotatingLogFile extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.#writeAll([chunk]).then(() => callback(), callback);
+    this.#start([chunk], callback);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
-    this.#writeAll(chunks.map((c) => c.chunk)).then(() => callback(), callback);
+    this.#start(chunks.map((c) => c.chunk), callback);
+  }
+
+  #start(buffers: Buffer[], callback: (err?: Error | null) => void): void {
+    const writing = this.#writeAll(buffers);
+    this.#writing = writing;
+    writing.then(() => callback(), callback);
   }
 
   // Files are filled to exactly maxSize before rotating, so what is kept is
   // (maxFiles-1)·maxSize plus the live file, whatever the write sizes were.
+  // `pending` is always what has not reached the file: after a short write
+  // or a failure, the next attempt starts at the first byte not written.
   async #writeAll(buffers: Buffer[]): Promise<void> {
-    const total = buffers.reduce((n, b) => n + b.length, 0);
+    const total = byteLength(buffers);
     let pending = buffers;
     while (pending.length > 0) {
-      if (this.#size >= this.#maxSize) await this.#rotate();
-      const [now, later] = splitBytes(pending, this.#maxSize - this.#size);
-      let out = now;
-      while (out.length > 0) {
-        // libuv writes at most IOV_MAX buffers per call: loop until all are out.
-        const { bytesWritten: n } = await writevP(this.#fd, out);
+      try {
+        if (this.#size >= this.#maxSize) await this.#rotate();
+        // libuv writes at most IOV_MAX buffers per call, and a write can be
+        // short (a disk filling up): one call per turn, until all are out.
+        const { bytesWritten: n } = await writevP(this.#fd, splitBytes(pending, this.#maxSize - this.#size)[0]);
         this.#size += n;
-        out = splitBytes(out, n)[1];
+        pending = splitBytes(pending, n)[1];
+      } catch (err) {
+        await this.#failed(err as NodeJS.ErrnoException, () => this.writableLength - total + byteLength(pending));
+        continue;
       }
-      pending = later;
+      if (this.#episode) this.#recovered();
     }
     this.notify.emit('written', total);
   }
 
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    const fd = this.#fd;
-    this.#fd = -1;
-    if (fd < 0) return callback(err);
-    this.#closeFd(fd).then(
-      () => callback(err),
-      (closeErr: Error) => callback(err ?? closeErr),
-    );
+  /** Reports a failure, then waits out the backoff; throws when the file gives up (or was destroyed). */
+  async #failed(error: NodeJS.ErrnoException, unwritten: () => number): Promise<void> {
+    if (this.destroyed) throw error;
+    const errno = errnoClass(error);
+    const action: WriteAction = errno === 'ENOSPC' || errno === 'EDQUOT' ? 'retry' : errno === 'ENOENT' ? 'recreate-dir' : 'give-up';
+    const first = this.#episode === undefined;
+    const episode = (this.#episode ??= { code: error.code ?? errno, since: performance.now(), attempts: 0, delayMs: RETRY_FIRST_MS });
+    episode.attempts += 1;
+    this.writeHooks?.failed?.({ error, errno, action, first, unwritten: action === 'give-up' ? unwritten() : 0 });
+    if (action === 'give-up') throw error;
+    // ENOENT comes only from the dir (writes go to an open fd, renames of
+    // missing files are skipped): the next rotation makes it again.
+    if (action === 'recreate-dir') this.#dirGone = true;
+    const ms = episode.delayMs;
+    episode.delayMs = Math.min(ms * 2, RETRY_MAX_MS);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
+    if (this.destroyed) throw error;
   }
+
+  #recovered(): void {
+    const { code, since, attempts } = this.#episode as Episode;
+    this.#episode = undefined;
+    this.writeHooks?.recovered?.({ code, ms: Math.round(performance.now() - since), attempts });
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    // A write waiting for room stops now; one in a syscall finishes first,
+    // so its fd is not closed (and reused) under it.
+    this.#wake?.();
+    const settled = this.#writing?.then(
+      () => {},
+      () => {},
+    );
+    void (settled ?? Promise.resolve()).then(() => {
+      const fd = this.#fd;
+      this.#fd = -1;
+      if (fd < 0) return callback(err);
+      this.#closeFd(fd).then(
+        () => callback(err),
+        (closeErr: Error) => callback(err ?? closeErr),
+      );
+    });
+  }
+}
+
+function byteLength(buffers: Buffer[]): number {
+  return buffers.reduce((n, b) => n + b.length, 0);
 }
 
 /** Splits a buffer list after its first n bytes (without copying). */

@@ -121,6 +121,19 @@ export function sample(text: string, series: string): number | undefined {
   return undefined;
 }
 
+/** The sum of a metric's samples whose labels include the given ones (over all shards, say). */
+export function sumSamples(text: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m?.[1] !== name) continue;
+    const have = (m[2] ?? '').split(',');
+    if (want.every((l) => have.includes(l))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
 /** Polls fn until it holds; throws naming `what` after ms. */
 export async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -143,11 +156,15 @@ export interface ServedRig {
   close(): Promise<void>;
 }
 
-/** A private containerd, `plugind serve` on it, and its exits collected. */
-export async function startServed(label: string): Promise<ServedRig> {
+/**
+ * A private containerd, `plugind serve` on it, and its exits collected.
+ * plugind's data dir is under the harness's temp dir unless dataDir says
+ * where (a filesystem of the test's own, say); containerd's stays there.
+ */
+export async function startServed(label: string, options: { dataDir?: string } = {}): Promise<ServedRig> {
   const h = await startContainerd();
   const namespace = uniqueName(label);
-  const dataDir = join(h.dir, 'plugind');
+  const dataDir = options.dataDir ?? join(h.dir, 'plugind');
   const s = await serve({ dataDir, containerdAddress: h.address, namespace });
   const exits: ExitEvent[] = [];
   const events = s.client.events();

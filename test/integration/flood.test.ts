@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
-import { leftovers, logText, metricsText, pluginsDir, sample, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
+import { leftovers, logText, metricsText, pluginsDir, startServed, sumSamples, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 /** The bound this suite holds plugind to while 16 plugins flood it. */
 const FLOOD_RSS_BOUND_MB = 360;
@@ -59,8 +59,7 @@ test(`flood for ${SECONDS} s: RSS under ${FLOOD_RSS_BOUND_MB} MB, dropped bytes 
   await pool(blocking, 8, (id) => c.stop(id, 0));
   await until('the counted writers to exit', async () => (await c.list()).filter((p) => p.state === 'stopped').length === 16, 60_000);
   const text = await metricsText(s.metricsUrl);
-  const metric = (name: string, stream: string): number =>
-    [0, 1].reduce((n, shard) => n + (sample(text, `${name}{stream="${stream}",shard="${shard}"}`) ?? 0), 0);
+  const metric = (name: string, stream: string): number => sumSamples(text, name, { stream });
   const read = metric('plugind_stdio_bytes_total', 'stdout');
   const dropped = metric('plugind_stdio_dropped_bytes_total', 'stdout');
   assert.equal(metric('plugind_stdio_dropped_bytes_total', 'stderr'), 0);

@@ -1,14 +1,16 @@
-// Plugin log files without containerd: exact rotation, and a follower that
-// reads across rotations without losing or repeating a byte.
+// Plugin log files without containerd: exact rotation, a follower that
+// reads across rotations without losing or repeating a byte, and what a
+// file does when its disk is full or its dir is gone.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { RotatingLogFile } from '../../src/executor/log-file.js';
+import { RotatingLogFile, makeLogDir, type RotationOptions, type WriteFailure, type WriteRecovery } from '../../src/executor/log-file.js';
 import { readLog } from '../../src/executor/log-reader.js';
+import { fill, mountTmpfs } from '../helpers/tmpfs.js';
 
 async function drain(it: AsyncIterable<Buffer>): Promise<string> {
   let s = '';
@@ -78,5 +80,128 @@ test('a follower stops when its signal aborts', async () => {
     f.destroy();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A file whose write failures and recoveries are recorded. */
+function watched(dir: string, rotation: RotationOptions): { f: RotatingLogFile; failures: WriteFailure[]; recoveries: WriteRecovery[] } {
+  const f = new RotatingLogFile(dir, 'stdout', rotation);
+  const failures: WriteFailure[] = [];
+  const recoveries: WriteRecovery[] = [];
+  f.writeHooks = { failed: (x) => failures.push(x), recovered: (x) => recoveries.push(x) };
+  return { f, failures, recoveries };
+}
+
+/** n bytes that differ from their neighbours, so that a byte lost or written twice shows. */
+function pattern(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+test('on a full disk a file waits for room, then writes every byte once', async () => {
+  const disk = mountTmpfs(1);
+  try {
+    const { f, failures, recoveries } = watched(disk.dir, { maxSize: 64 << 20 });
+    await once(f, 'ready');
+    const all = pattern(3 << 20);
+    // Odd sizes, so that short writes end mid-chunk.
+    for (let at = 0; at < all.length; at += 77_777) f.write(all.subarray(at, at + 77_777));
+    while (failures.length < 3) await sleep(20);
+    assert.ok(failures.every((x) => x.errno === 'ENOSPC' && x.action === 'retry'));
+    assert.deepEqual(
+      failures.map((x) => x.first),
+      [true, ...failures.slice(1).map(() => false)],
+    );
+    assert.ok(f.failing);
+    disk.resize(8);
+    f.end();
+    await once(f, 'close');
+    assert.ok(readFileSync(join(disk.dir, 'stdout.log')).equals(all));
+    assert.equal(recoveries.length, 1);
+    assert.equal(recoveries[0]?.code, 'ENOSPC');
+    assert.ok((recoveries[0]?.attempts ?? 0) >= 3);
+  } finally {
+    disk.unmount();
+  }
+});
+
+test('a file destroyed while it waits for room stops retrying and closes its fd', async () => {
+  const disk = mountTmpfs(1);
+  try {
+    fill(join(disk.dir, 'filler'));
+    const fds: number[] = [];
+    const f = new RotatingLogFile(disk.dir, 'stdout', {}, { fdHooks: { opened: (fd) => fds.push(fd), closing: (fd) => fds.push(-fd) } });
+    const failures: WriteFailure[] = [];
+    f.writeHooks = { failed: (x) => failures.push(x) };
+    await once(f, 'ready');
+    f.write(Buffer.from('no room for this\n'));
+    while (failures.length === 0) await sleep(5);
+    const t0 = performance.now();
+    f.destroy();
+    await once(f, 'close');
+    assert.ok(performance.now() - t0 < 100, 'the backoff wait was cut short');
+    assert.equal(fds.length, 2);
+    assert.equal(fds[1], -(fds[0] as number));
+    const attempts = failures.length;
+    await sleep(300);
+    assert.equal(failures.length, attempts, 'no retry after destroy');
+  } finally {
+    disk.unmount();
+  }
+});
+
+test('a removed log dir is made again at the next rotation, and writing goes on', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'pd-log-'));
+  const dir = join(root, 'logs', 'p');
+  try {
+    await makeLogDir(dir);
+    const { f, failures, recoveries } = watched(dir, { maxSize: 100, maxFiles: 3 });
+    await once(f, 'ready');
+    f.write(Buffer.from('a'.repeat(150)));
+    await once(f.notify, 'written');
+    rmSync(join(root, 'logs'), { recursive: true });
+    f.write(Buffer.from('b'.repeat(120)));
+    f.end();
+    await once(f, 'close');
+    assert.deepEqual(
+      failures.map((x) => [x.errno, x.action, x.first]),
+      [['ENOENT', 'recreate-dir', true]],
+    );
+    assert.equal(recoveries[0]?.code, 'ENOENT');
+    // 50 a's were live when the dir went: 50 b's fill that (removed) file,
+    // the rotation that finds the dir gone makes it again, 70 b's follow.
+    assert.deepEqual(readdirSync(dir), ['stdout.log']);
+    assert.equal(await drain(readLog(dir, 'stdout')), 'b'.repeat(70));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a failure no retry mends gives up at once, saying how much is lost', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'pd-log-'));
+  const dir = join(root, 'p');
+  try {
+    await makeLogDir(dir);
+    const { f, failures } = watched(dir, { maxSize: 100, maxFiles: 3 });
+    await once(f, 'ready');
+    f.write(Buffer.from('a'.repeat(100)));
+    await once(f.notify, 'written');
+    // A file where the dir was: the rotation fails with ENOTDIR.
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, '');
+    f.cork();
+    f.write(Buffer.from('b'.repeat(30)));
+    f.write(Buffer.from('c'.repeat(12)));
+    f.uncork();
+    const [err] = (await once(f, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ENOTDIR');
+    assert.deepEqual(
+      failures.map((x) => [x.errno, x.action, x.unwritten]),
+      [['other', 'give-up', 42]],
+    );
+    assert.ok(f.destroyed);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
