@@ -3,7 +3,6 @@
 // Calls that arrive while plugind is still restoring wait for it.
 import * as grpc from '@grpc/grpc-js';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
-import net from 'node:net';
 import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import { MAX_SPEC_BYTES, defaultSpec, mergeEnv, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
@@ -12,6 +11,7 @@ import {
   grpcTarget,
   parseApiAddress,
   pluginsService,
+  probe,
   readTls,
   toGrpcStatus,
   toTimestamp,
@@ -286,15 +286,9 @@ export class ApiServer {
 }
 
 async function removeStaleSocket(path: string): Promise<void> {
-  const live = await new Promise<boolean>((resolve) => {
-    const s = net.connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-  if (live) throw new CodedError(ErrorCode.AlreadyExists, `another plugind is serving on ${path}`);
+  // A socket that neither accepts nor refuses within the probe's bound may be a busy plugind: left alone.
+  const err = await probe({ kind: 'unix', path });
+  if (err === undefined || err.code === 'ETIMEDOUT') throw new CodedError(ErrorCode.AlreadyExists, `another plugind is serving on ${path}`);
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;
   });

@@ -1,7 +1,10 @@
-// What the CLI says when the fault is not the plugin's: a containerd that
-// stopped answering under a `stop`. It fails with one line naming the cause,
-// and a non-zero exit.
+// What the CLI says when the fault is not the plugin's: no plugind at the
+// address (no socket, a dead one, one the caller may not open), and a
+// containerd that stopped answering under a `stop`. Each fails at once with
+// one line naming the cause, and a non-zero exit.
 import assert from 'node:assert/strict';
+import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { cli, startServed, type ServedRig } from '../helpers/serve.js';
 
@@ -20,6 +23,40 @@ function oneLine(t: TestContext, stderr: string, ...res: RegExp[]): void {
   assert.equal(stderr.trimEnd().split('\n').length, 1, `one line: ${stderr}`);
   for (const re of res) assert.match(stderr, re);
 }
+
+// Node starts the CLI (tsx included) in about a second here; "at once" is
+// that plus the probe, well under this.
+const AT_ONCE_MS = 3000;
+
+test('no plugind at the address: ENOENT, ECONNREFUSED and EACCES are said at once, with the address', (t) => {
+  const none = cli('unix:///nonexistent', ['ls']);
+  assert.notEqual(none.code, 0);
+  assert.ok(none.ms < AT_ONCE_MS, `${none.ms} ms`);
+  oneLine(t, none.stderr, /^plugind: cannot reach plugind at unix:\/\/\/nonexistent: /, /ENOENT/);
+
+  // connect(2) on a path that is no listening socket: what a socket left by a killed plugind gives.
+  const dead = join(rig.h.dir, 'dead.sock');
+  writeFileSync(dead, '');
+  const refused = cli(`unix://${dead}`, ['ls']);
+  assert.notEqual(refused.code, 0);
+  assert.ok(refused.ms < AT_ONCE_MS, `${refused.ms} ms`);
+  oneLine(t, refused.stderr, new RegExp(`cannot reach plugind at unix://${dead}: `), /ECONNREFUSED/);
+
+  // The real API socket (0600) as nobody. The harness's temp dir is 0700;
+  // opened to 0711 here so that it is the socket's mode that refuses.
+  assert.equal(statSync(rig.s.address.slice('unix://'.length)).mode & 0o777, 0o600);
+  const dirMode = statSync(rig.h.dir).mode & 0o777;
+  chmodSync(rig.h.dir, 0o711);
+  try {
+    const denied = cli(rig.s.address, ['ls'], { as: 65534 });
+    assert.notEqual(denied.code, 0);
+    assert.ok(denied.ms < AT_ONCE_MS, `${denied.ms} ms`);
+    oneLine(t, denied.stderr, new RegExp(`cannot reach plugind at ${rig.s.address}: `), /EACCES/, /--group/);
+    assert.doesNotMatch(denied.stderr, /is `plugind serve` running/);
+  } finally {
+    chmodSync(rig.h.dir, dirMode);
+  }
+});
 
 test('stop while containerd is hung: fails within its timeout and one containerd deadline, saying containerd is not answering', async (t) => {
   const c = rig.s.client;
