@@ -7,6 +7,7 @@ import {
   debugService,
   fromGrpcStatus,
   grpcTarget,
+  isShutdownStatus,
   parseApiAddress,
   pluginsService,
   probe,
@@ -161,6 +162,20 @@ export class PluginsClient {
     );
   }
 
+  /**
+   * A failed call's error. An UNAVAILABLE that is not a plugin's answer (a
+   * shard worker being replaced, with the channel still up) means plugind
+   * went away: it shut down (its streams end with the shutdown trailer) or
+   * the connection dropped (the channel left READY).
+   */
+  #error(err: unknown): CodedError {
+    const e = fromGrpcStatus(err);
+    if (e.code !== ErrorCode.Unavailable) return e;
+    const shutdown = isShutdownStatus(err);
+    if (!shutdown && this.#stub.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) return e;
+    return new CodedError(ErrorCode.Unavailable, `plugind went away (${this.#address}): ${shutdown ? 'it is shutting down' : 'connection lost'}`, { cause: err });
+  }
+
   async #unary<T>(method: string, req: object, timeoutMs = this.#timeoutMs): Promise<T> {
     await this.connected();
     return new Promise((resolve, reject) => {
@@ -168,7 +183,7 @@ export class PluginsClient {
       // waitForReady: once connected, a call made while plugind restarts
       // waits for it (within its deadline) instead of failing at once.
       fn.call(this.#stub, req, new grpc.Metadata({ waitForReady: true }), { deadline: Date.now() + timeoutMs }, (err: unknown, res: T) =>
-        err ? reject(fromGrpcStatus(err)) : resolve(res),
+        err ? reject(this.#error(err)) : resolve(res),
       );
     });
   }
@@ -208,6 +223,7 @@ export class PluginsClient {
       this.connected(),
       () => (this.#stub[method] as (...a: unknown[]) => grpc.ClientReadableStream<unknown>).call(this.#stub, req, new grpc.Metadata({ waitForReady: true })),
       map,
+      (err) => this.#error(err),
     );
   }
 
@@ -233,7 +249,7 @@ export class PluginsClient {
     const debug = new Ctor('unused', grpc.credentials.createInsecure(), { channelOverride: this.#stub.getChannel() }) as unknown as Stub;
     await new Promise<void>((resolve, reject) =>
       (debug['CrashWorker'] as (...a: unknown[]) => unknown).call(debug, { shard }, { deadline: Date.now() + 10_000 }, (err: unknown) =>
-        err ? reject(fromGrpcStatus(err)) : resolve(),
+        err ? reject(this.#error(err)) : resolve(),
       ),
     );
   }
@@ -246,21 +262,24 @@ export class PluginsClient {
 /**
  * A server stream as an async iterable. close() cancels the call and ends a
  * pending iteration quietly: an async generator could not be stopped while
- * it waits for the next message.
+ * it waits for the next message. It ends without error only when the server
+ * finished it; plugind going away is an error (see PluginsClient#error).
  */
 export class ServerStream<T> implements AsyncIterable<T> {
   readonly #connected: Promise<void>;
   readonly #open: () => grpc.ClientReadableStream<unknown>;
   readonly #map: (m: never) => T;
+  readonly #error: (err: unknown) => CodedError;
   #call: grpc.ClientReadableStream<unknown> | undefined;
   #closed = false;
 
-  constructor(connected: Promise<void>, open: () => grpc.ClientReadableStream<unknown>, map: (m: never) => T) {
+  constructor(connected: Promise<void>, open: () => grpc.ClientReadableStream<unknown>, map: (m: never) => T, error: (err: unknown) => CodedError) {
     this.#connected = connected;
     // Iterating rethrows it; until then it is not an unhandled rejection.
     connected.catch(() => {});
     this.#open = open;
     this.#map = map;
+    this.#error = error;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
@@ -272,7 +291,7 @@ export class ServerStream<T> implements AsyncIterable<T> {
       for await (const m of call) yield this.#map(m as never);
     } catch (err) {
       if (this.#closed) return;
-      throw fromGrpcStatus(err);
+      throw this.#error(err);
     } finally {
       call.cancel();
     }

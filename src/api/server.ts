@@ -13,6 +13,7 @@ import {
   pluginsService,
   probe,
   readTls,
+  shutdownStatus,
   toGrpcStatus,
   toTimestamp,
   type ApiAddress,
@@ -220,7 +221,7 @@ export class ApiServer {
       if (req.stream) opts.stream = req.stream as StreamName;
       if (req.tail !== undefined) opts.tail = req.tail;
       for await (const chunk of this.#o.coordinator.logs(req.id, opts)) {
-        if (cancelled) break;
+        if (cancelled || call.writableEnded) break;
         if (!call.write({ stream: chunk.stream, data: chunk.data })) {
           await new Promise<void>((resolve) => {
             call.once('drain', resolve);
@@ -228,10 +229,10 @@ export class ApiServer {
           });
         }
       }
-      call.end();
+      // Unless close() has ended it already, with its own status.
+      if (!call.writableEnded) call.end();
     } catch (err) {
-      // grpc-js sends a server stream's status from its 'error' event.
-      call.emit('error', Object.assign(new Error((err as Error).message), toGrpcStatus(err)));
+      endStream(call, toGrpcStatus(err));
     } finally {
       this.#streams.delete(call);
     }
@@ -268,9 +269,13 @@ export class ApiServer {
     this.#log.info({ address: a.kind === 'unix' ? `unix://${a.path}` : `tcp://${a.host}:${this.#boundPort}` }, 'API listening');
   }
 
-  /** Stops accepting, ends open streams, waits for unary calls in flight (bounded). */
+  /**
+   * Stops accepting, ends open streams, waits for unary calls in flight
+   * (bounded). Streams end UNAVAILABLE, not OK: a client must not take a
+   * `logs --follow` or `events` cut short for one that has finished.
+   */
   async close(): Promise<void> {
-    for (const s of this.#streams) s.end();
+    for (const s of this.#streams) endStream(s, shutdownStatus());
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.#server.forceShutdown();
@@ -283,6 +288,14 @@ export class ApiServer {
     });
     if (this.address.kind === 'unix') await unlink(this.address.path).catch(() => {});
   }
+}
+
+/**
+ * Ends a server stream with a status (grpc-js sends a server stream's status
+ * from its 'error' event); one that has ended already keeps the status it has.
+ */
+function endStream(call: grpc.ServerWritableStream<unknown, unknown>, status: Partial<grpc.StatusObject>): void {
+  if (!call.writableEnded) call.emit('error', Object.assign(new Error(status.details), status));
 }
 
 async function removeStaleSocket(path: string): Promise<void> {

@@ -47,6 +47,24 @@ export function fromGrpcStatus(err: unknown): CodedError {
   return new CodedError(code, e.details || e.message || String(err), { cause: err });
 }
 
+// Trailer on the status that ends a stream because plugind shuts down: a
+// client tells it from a plugin's own UNAVAILABLE (a shard worker being
+// replaced) by this key, not by the message.
+const SHUTDOWN_TRAILER = 'plugind-shutdown';
+
+/** The status open streams end with when plugind shuts down. */
+export function shutdownStatus(): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  metadata.set(SHUTDOWN_TRAILER, '1');
+  return { code: grpc.status.UNAVAILABLE, details: 'plugind is shutting down', metadata };
+}
+
+/** Whether a call's error is the status of shutdownStatus(). */
+export function isShutdownStatus(err: unknown): boolean {
+  const metadata = (err as { metadata?: unknown } | null)?.metadata;
+  return metadata instanceof grpc.Metadata && metadata.get(SHUTDOWN_TRAILER).length > 0;
+}
+
 /** google.protobuf.Timestamp as proto-loader gives and takes it. */
 export interface Timestamp {
   seconds: number;

@@ -1,12 +1,13 @@
 // What the CLI says when the fault is not the plugin's: no plugind at the
-// address (no socket, a dead one, one the caller may not open), and a
-// containerd that stopped answering under a `stop`. Each fails at once with
-// one line naming the cause, and a non-zero exit.
+// address (no socket, a dead one, one the caller may not open), a containerd
+// that stopped answering under a `stop`, and a plugind that goes away under
+// `logs --follow` and `events` (SIGTERM and SIGKILL). Each fails at once
+// with one line naming the cause, and a non-zero exit.
 import assert from 'node:assert/strict';
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
-import { cli, startServed, type ServedRig } from '../helpers/serve.js';
+import { cli, serve, spawnCli, startServed, until, type CliProcess, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 
@@ -81,4 +82,61 @@ test('stop while containerd is hung: fails within its timeout and one containerd
   const exit = await c.stop('hung', 1);
   assert.ok([137, 143].includes(exit.exitStatus), `exit ${exit.exitStatus}`);
   await c.remove('hung');
+});
+
+/** `logs --follow` of a running plugin and `events`, both seen to be live. */
+async function streams(): Promise<{ logs: CliProcess; events: CliProcess }> {
+  const { s } = rig;
+  const logs = spawnCli(s.address, ['logs', 'ticker', '--follow']);
+  const events = spawnCli(s.address, ['events']);
+  await until('logs --follow printing', () => logs.stdout().includes('tick'));
+  // events is live once it has printed an exit that happened after it started.
+  await until(
+    'events printing an exit',
+    async () => {
+      await s.client.run('blip', { rootfs: rig.h.rootfs, args: ['true'], autoRemove: true }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+      return events.stdout().includes('blip');
+    },
+    30_000,
+  );
+  return { logs, events };
+}
+
+async function wentAway(t: TestContext, p: CliProcess, address: string): Promise<void> {
+  const { code } = await p.exited;
+  assert.notEqual(code, 0, `exit code ${code}; stderr: ${p.stderr()}`);
+  const lines = p.stderr().trimEnd().split('\n');
+  t.diagnostic(p.stderr().trimEnd());
+  const last = lines.at(-1) ?? '';
+  assert.match(last, /^plugind: plugind went away/, p.stderr());
+  assert.ok(last.includes(address), last);
+  assert.equal(lines.filter((l) => l.startsWith('plugind:')).length, 1, p.stderr());
+}
+
+test('logs --follow and events: plugind going away (SIGTERM, then SIGKILL) ends them non-zero, saying so', async (t) => {
+  await rig.s.client.run('ticker', { rootfs: rig.h.rootfs, args: ['sh', '-c', 'while true; do echo tick; sleep 0.2; done'] });
+  const serveAgain = async (): Promise<void> => {
+    rig.s = await serve({ dataDir: rig.dataDir, containerdAddress: rig.h.address, namespace: rig.namespace });
+  };
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const { logs, events } = await streams();
+    const address = rig.s.address;
+    await rig.s.stop(signal);
+    await wentAway(t, logs, address);
+    await wentAway(t, events, address);
+    if (signal === 'SIGKILL') {
+      // The killed plugind left its socket: nothing listens on it.
+      const stale = cli(address, ['ls']);
+      assert.ok(stale.ms < AT_ONCE_MS, `${stale.ms} ms`);
+      oneLine(t, stale.stderr, /ECONNREFUSED/);
+    }
+    await serveAgain();
+  }
+
+  // A logs without --follow that reached the end still exits 0.
+  const done = cli(rig.s.address, ['logs', 'ticker', '--tail', '5']);
+  assert.equal(done.code, 0, done.stderr);
+  await rig.s.client.remove('ticker', true);
 });
