@@ -3,7 +3,20 @@
 import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../containerd/index.js';
 import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
-import { debugService, fromGrpcStatus, grpcTarget, parseApiAddress, pluginsService, readTls, timestampMs, type Timestamp, type TlsFiles } from './wire.js';
+import {
+  debugService,
+  fromGrpcStatus,
+  grpcTarget,
+  isShutdownStatus,
+  parseApiAddress,
+  pluginsService,
+  probe,
+  readTls,
+  timestampMs,
+  type ApiAddress,
+  type Timestamp,
+  type TlsFiles,
+} from './wire.js';
 
 export interface Plugin {
   id: string;
@@ -73,6 +86,28 @@ function plugin(p: WirePlugin): Plugin {
 
 type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
+// How long the first call waits to learn whether anything listens. A local
+// socket answers in well under a millisecond.
+const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * Why nothing can answer at the address, for the connect errors that settle
+ * it at once; any other is left to gRPC's own connect and its timeout.
+ */
+function unreachable(err: NodeJS.ErrnoException, a: ApiAddress): string | undefined {
+  const running = 'is `plugind serve` running?';
+  switch (err.code) {
+    case 'ENOENT':
+      return `no such socket (ENOENT); ${running}`;
+    case 'ECONNREFUSED':
+      return `${a.kind === 'unix' ? 'nothing listens on the socket' : 'connection refused'} (ECONNREFUSED); ${running}`;
+    case 'EACCES':
+      return 'permission denied (EACCES): the API socket is root-only, unless `plugind serve --group GROUP` lets a group in';
+    default:
+      return undefined;
+  }
+}
+
 export interface ClientOptions {
   /** Per-call deadline for unary calls. Default 60 s (a stop may wait its timeout). */
   timeoutMs?: number;
@@ -87,6 +122,7 @@ export class PluginsClient {
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
   readonly #address: string;
+  readonly #target: ApiAddress;
   #connected: Promise<void> | undefined;
 
   constructor(address: string, options: ClientOptions = {}) {
@@ -95,32 +131,63 @@ export class PluginsClient {
     const Ctor = grpc.makeGenericClientConstructor(pluginsService(), 'Plugins');
     const tls = readTls(options.tls ?? {});
     const creds = tls ? grpc.credentials.createSsl(tls.ca, tls.key, tls.cert) : grpc.credentials.createInsecure();
-    this.#stub = new Ctor(grpcTarget(parseApiAddress(address, { tls: Boolean(tls) })), creds, {
+    this.#target = parseApiAddress(address, { tls: Boolean(tls) });
+    this.#stub = new Ctor(grpcTarget(this.#target), creds, {
       'grpc.max_receive_message_length': 32 << 20,
       'grpc.max_send_message_length': 32 << 20,
     }) as unknown as Stub;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
   }
 
-  /** Resolves once plugind accepts the connection; a clear error if it never does. */
+  /**
+   * Resolves once plugind accepts the connection. When nothing can answer
+   * (no socket, nobody listening, no permission) it rejects at once saying
+   * which; a failure is not kept, so a later call tries again.
+   */
   connected(): Promise<void> {
-    this.#connected ??= new Promise<void>((resolve, reject) =>
+    this.#connected ??= this.#connect().catch((err: unknown) => {
+      this.#connected = undefined;
+      throw err;
+    });
+    return this.#connected;
+  }
+
+  async #connect(): Promise<void> {
+    const cannot = `cannot reach plugind at ${this.#address}`;
+    const refused = await probe(this.#target, PROBE_TIMEOUT_MS);
+    const why = refused && unreachable(refused, this.#target);
+    if (why) throw new CodedError(ErrorCode.Unavailable, `${cannot}: ${why}`, { cause: refused });
+    await new Promise<void>((resolve, reject) =>
       this.#stub.waitForReady(Date.now() + this.#connectTimeoutMs, (err) =>
         err
-          ? reject(new CodedError(ErrorCode.Unavailable, `cannot reach plugind at ${this.#address} (is \`plugind serve\` running?)`, { cause: err }))
+          ? reject(new CodedError(ErrorCode.Unavailable, `${cannot}: no gRPC session within ${this.#connectTimeoutMs / 1000} s (not plugind, or TLS refused)`, { cause: err }))
           : resolve(),
       ),
     );
-    return this.#connected;
+  }
+
+  /**
+   * A failed call's error. An UNAVAILABLE that is not a plugin's answer (a
+   * shard worker being replaced, with the channel still up) means plugind
+   * went away: it shut down (its streams end with the shutdown trailer) or
+   * the connection dropped (the channel left READY).
+   */
+  #error(err: unknown): CodedError {
+    const e = fromGrpcStatus(err);
+    if (e.code !== ErrorCode.Unavailable) return e;
+    const shutdown = isShutdownStatus(err);
+    if (!shutdown && this.#stub.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) return e;
+    return new CodedError(ErrorCode.Unavailable, `plugind went away (${this.#address}): ${shutdown ? 'it is shutting down' : 'connection lost'}`, { cause: err });
   }
 
   async #unary<T>(method: string, req: object, timeoutMs = this.#timeoutMs): Promise<T> {
     await this.connected();
     return new Promise((resolve, reject) => {
       const fn = this.#stub[method] as (...a: unknown[]) => unknown;
-      // waitForReady: a client started next to a starting plugind waits for it.
+      // waitForReady: once connected, a call made while plugind restarts
+      // waits for it (within its deadline) instead of failing at once.
       fn.call(this.#stub, req, new grpc.Metadata({ waitForReady: true }), { deadline: Date.now() + timeoutMs }, (err: unknown, res: T) =>
-        err ? reject(fromGrpcStatus(err)) : resolve(res),
+        err ? reject(this.#error(err)) : resolve(res),
       );
     });
   }
@@ -163,6 +230,7 @@ export class PluginsClient {
       this.connected(),
       () => (this.#stub[method] as (...a: unknown[]) => grpc.ClientReadableStream<unknown>).call(this.#stub, req, new grpc.Metadata({ waitForReady: true })),
       map,
+      (err) => this.#error(err),
     );
   }
 
@@ -188,7 +256,7 @@ export class PluginsClient {
     const debug = new Ctor('unused', grpc.credentials.createInsecure(), { channelOverride: this.#stub.getChannel() }) as unknown as Stub;
     await new Promise<void>((resolve, reject) =>
       (debug['CrashWorker'] as (...a: unknown[]) => unknown).call(debug, { shard }, { deadline: Date.now() + 10_000 }, (err: unknown) =>
-        err ? reject(fromGrpcStatus(err)) : resolve(),
+        err ? reject(this.#error(err)) : resolve(),
       ),
     );
   }
@@ -201,19 +269,24 @@ export class PluginsClient {
 /**
  * A server stream as an async iterable. close() cancels the call and ends a
  * pending iteration quietly: an async generator could not be stopped while
- * it waits for the next message.
+ * it waits for the next message. It ends without error only when the server
+ * finished it; plugind going away is an error (see PluginsClient#error).
  */
 export class ServerStream<T> implements AsyncIterable<T> {
   readonly #connected: Promise<void>;
   readonly #open: () => grpc.ClientReadableStream<unknown>;
   readonly #map: (m: never) => T;
+  readonly #error: (err: unknown) => CodedError;
   #call: grpc.ClientReadableStream<unknown> | undefined;
   #closed = false;
 
-  constructor(connected: Promise<void>, open: () => grpc.ClientReadableStream<unknown>, map: (m: never) => T) {
+  constructor(connected: Promise<void>, open: () => grpc.ClientReadableStream<unknown>, map: (m: never) => T, error: (err: unknown) => CodedError) {
     this.#connected = connected;
+    // Iterating rethrows it; until then it is not an unhandled rejection.
+    connected.catch(() => {});
     this.#open = open;
     this.#map = map;
+    this.#error = error;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
@@ -225,7 +298,7 @@ export class ServerStream<T> implements AsyncIterable<T> {
       for await (const m of call) yield this.#map(m as never);
     } catch (err) {
       if (this.#closed) return;
-      throw fromGrpcStatus(err);
+      throw this.#error(err);
     } finally {
       call.cancel();
     }

@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
-import net from 'node:net';
+import { createServer } from 'node:net';
 import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, defaultSpec, jsonDepth, mergeEnv, withInit, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
@@ -13,7 +13,9 @@ import {
   grpcTarget,
   parseApiAddress,
   pluginsService,
+  probe,
   readTls,
+  shutdownStatus,
   toGrpcStatus,
   toTimestamp,
   type ApiAddress,
@@ -245,7 +247,7 @@ export class ApiServer {
       if (req.stream) opts.stream = req.stream as StreamName;
       if (req.tail !== undefined) opts.tail = req.tail;
       for await (const chunk of this.#o.coordinator.logs(req.id, opts)) {
-        if (cancelled) break;
+        if (cancelled || call.writableEnded) break;
         if (!call.write({ stream: chunk.stream, data: chunk.data })) {
           await new Promise<void>((resolve) => {
             call.once('drain', resolve);
@@ -253,10 +255,10 @@ export class ApiServer {
           });
         }
       }
-      call.end();
+      // Unless close() has ended it already, with its own status.
+      if (!call.writableEnded) call.end();
     } catch (err) {
-      // grpc-js sends a server stream's status from its 'error' event.
-      call.emit('error', Object.assign(new Error((err as Error).message), toGrpcStatus(err)));
+      endStream(call, toGrpcStatus(err));
     } finally {
       this.#streams.delete(call);
     }
@@ -291,9 +293,13 @@ export class ApiServer {
     this.#log.info({ address: a.kind === 'unix' ? `unix://${a.path}` : `tcp://${a.host}:${this.#boundPort}` }, 'API listening');
   }
 
-  /** Stops accepting, ends open streams, waits for unary calls in flight (bounded). */
+  /**
+   * Stops accepting, ends open streams, waits for unary calls in flight
+   * (bounded). Streams end UNAVAILABLE, not OK: a client must not take a
+   * `logs --follow` or `events` cut short for one that has finished.
+   */
   async close(): Promise<void> {
-    for (const s of this.#streams) s.end();
+    for (const s of this.#streams) endStream(s, shutdownStatus());
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.#server.forceShutdown();
@@ -338,23 +344,25 @@ export async function checkApiAddress(address: string, options: AddressOptions =
     await removeStaleSocket(a.path);
   } else if (a.port !== 0) {
     await new Promise<void>((resolve, reject) => {
-      const probe = net.createServer();
-      probe.once('error', (err: NodeJS.ErrnoException) => reject(invalid(`--address ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`)));
-      probe.listen(a.port, a.host, () => probe.close(() => resolve()));
+      const trial = createServer();
+      trial.once('error', (err: NodeJS.ErrnoException) => reject(invalid(`--address ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`)));
+      trial.listen(a.port, a.host, () => trial.close(() => resolve()));
     });
   }
 }
 
+/**
+ * Ends a server stream with a status (grpc-js sends a server stream's status
+ * from its 'error' event); one that has ended already keeps the status it has.
+ */
+function endStream(call: grpc.ServerWritableStream<unknown, unknown>, status: Partial<grpc.StatusObject>): void {
+  if (!call.writableEnded) call.emit('error', Object.assign(new Error(status.details), status));
+}
+
 async function removeStaleSocket(path: string): Promise<void> {
-  const live = await new Promise<boolean>((resolve) => {
-    const s = net.connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-  if (live) throw new CodedError(ErrorCode.AlreadyExists, `another plugind is serving on ${path}`);
+  // A socket that neither accepts nor refuses within the probe's bound may be a busy plugind: left alone.
+  const err = await probe({ kind: 'unix', path });
+  if (err === undefined || err.code === 'ETIMEDOUT') throw new CodedError(ErrorCode.AlreadyExists, `another plugind is serving on ${path}`);
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;
   });

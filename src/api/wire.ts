@@ -2,6 +2,7 @@
 // mapping between our error codes and gRPC status codes (both directions),
 // and API addresses.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CodedError, ErrorCode, codeOfGrpcStatus, errorCode, protosDir } from '../containerd/index.js';
@@ -44,6 +45,24 @@ export function fromGrpcStatus(err: unknown): CodedError {
   const e = err as { code?: number; details?: string; message?: string };
   const code = typeof e.code === 'number' ? codeOfGrpcStatus(e.code) : ErrorCode.Unknown;
   return new CodedError(code, e.details || e.message || String(err), { cause: err });
+}
+
+// Trailer on the status that ends a stream because plugind shuts down: a
+// client tells it from a plugin's own UNAVAILABLE (a shard worker being
+// replaced) by this key, not by the message.
+const SHUTDOWN_TRAILER = 'plugind-shutdown';
+
+/** The status open streams end with when plugind shuts down. */
+export function shutdownStatus(): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  metadata.set(SHUTDOWN_TRAILER, '1');
+  return { code: grpc.status.UNAVAILABLE, details: 'plugind is shutting down', metadata };
+}
+
+/** Whether a call's error is the status of shutdownStatus(). */
+export function isShutdownStatus(err: unknown): boolean {
+  const metadata = (err as { metadata?: unknown } | null)?.metadata;
+  return metadata instanceof grpc.Metadata && metadata.get(SHUTDOWN_TRAILER).length > 0;
 }
 
 /** google.protobuf.Timestamp as proto-loader gives and takes it. */
@@ -97,6 +116,27 @@ export function parseApiAddress(address: string, options: { tls?: boolean } = {}
 /** The gRPC target string for an address. */
 export function grpcTarget(a: ApiAddress): string {
   return a.kind === 'unix' ? `unix://${a.path}` : `${a.host.includes(':') && !a.host.startsWith('[') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/**
+ * Connects to the address and hangs up at once: undefined when something
+ * accepted the connection, else the connect error (code ETIMEDOUT when
+ * nothing was decided within timeoutMs). It says why an address cannot be
+ * reached (ENOENT, ECONNREFUSED, EACCES), which gRPC only retries until its
+ * deadline and then reports as a timeout.
+ */
+export function probe(a: ApiAddress, timeoutMs = 1000): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    const s = a.kind === 'unix' ? net.connect(a.path) : net.connect(a.port, a.host);
+    const done = (err: NodeJS.ErrnoException | undefined): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(err);
+    };
+    const timer = setTimeout(() => done(Object.assign(new Error(`connect: no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    s.once('connect', () => done(undefined));
+    s.once('error', done);
+  });
 }
 
 /** Certificate files for mutual TLS: our cert and key, and the CA that signs the peers'. */

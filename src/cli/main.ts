@@ -281,7 +281,7 @@ program
 program
   .command('logs <id>')
   .description("print a plugin's output (both streams unless --stream)")
-  .option('-f, --follow', 'keep printing new output until the plugin exits')
+  .option('-f, --follow', 'keep printing new output until the plugin exits; if plugind goes away first, exit 1 saying "plugind went away" (no reconnect: run it again)')
   .addOption(new Option('--stream <stream>', 'only this stream').choices(['stdout', 'stderr']))
   .option('--tail <bytes>', 'only the last BYTES of each stream', int('--tail', 0, Number.MAX_SAFE_INTEGER))
   .addOption(addressOption())
@@ -306,6 +306,11 @@ program
 program
   .command('events')
   .description('print plugin exits as they happen')
+  .addHelpText(
+    'after',
+    '\nRuns until ^C (exit 0). If plugind goes away (stopped, killed), it exits 1 saying "plugind went away";\n' +
+      'it does not reconnect, so that a gap is never silent: exits while no stream was open are not replayed.',
+  )
   .option('--json', 'one JSON object per line')
   .addOption(addressOption())
   .action(async (o: { json?: boolean; address: string }) => {

@@ -107,7 +107,7 @@ export class Connection {
         callOptions,
         (err, value) => {
           signal?.removeEventListener('abort', onAbort);
-          if (err) reject(fromGrpcError(err, what));
+          if (err) reject(fromGrpcError(err, what, Number.isFinite(timeoutMs) ? timeoutMs : undefined));
           else resolve(value as Res);
         },
       );

@@ -63,13 +63,19 @@ function isGrpcError(err: unknown): err is GrpcServiceError {
 
 /**
  * Maps anything thrown by a gRPC call to a ContainerdError. `what` names the
- * operation and its object ("get container foo") and leads the message.
+ * operation and its object ("get container foo") and leads the message;
+ * `timeoutMs` is the call's deadline, named when it passes.
  */
-export function fromGrpcError(err: unknown, what: string): ContainerdError {
+export function fromGrpcError(err: unknown, what: string, timeoutMs?: number): ContainerdError {
   if (err instanceof ContainerdError) return err;
   if (isGrpcError(err)) {
     const code = codeOfGrpcStatus(err.code);
-    const detail = err.details || err.message;
+    // grpc-js words a passed deadline with its own timings (metadata
+    // filters, LB pick, remote_addr): say what it means instead.
+    const detail =
+      code === ErrorCode.DeadlineExceeded
+        ? `containerd is not answering${timeoutMs === undefined ? '' : ` (no reply within ${timeoutMs / 1000} s)`}`
+        : err.details || err.message;
     return new ContainerdError(code, `${what}: ${detail}`, { cause: err });
   }
   const message = err instanceof Error ? err.message : String(err);

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ErrorCode,
   isAlreadyExists,
+  isErrorCode,
   isNotFound,
   packRuncOptions,
   packSpec,
@@ -546,13 +547,15 @@ export class Executor {
    * Signals the task (SIGKILL: every process in it). A kill racing the exit
    * can fail in ways other than NOT_FOUND (the shim closing its connection
    * as the task is deleted), so a failed kill counts only if the task still
-   * runs.
+   * runs. A kill that met its deadline is not asked about: a containerd that
+   * did not answer it would keep the question waiting as long again.
    */
   async #killUnlessGone(id: string, signal: number): Promise<void> {
     try {
       await this.#client.tasks.kill(id, signal, { all: signal === SIGKILL });
     } catch (err) {
       if (isNotFound(err)) return;
+      if (isErrorCode(err, ErrorCode.DeadlineExceeded)) throw err;
       const task = await this.#client.tasks.get(id).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
       if (task && task.status !== 'stopped') throw err;
     }

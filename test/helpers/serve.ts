@@ -1,6 +1,6 @@
 // Runs the real `plugind serve` (the CLI, from source) as a child process
 // against the harness's containerd, and talks to it through the API client.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -14,6 +14,51 @@ import { purgeNamespace, startContainerd, uniqueName, type Harness } from './con
 import { leftoversIn } from './leftovers.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+
+/** Argv running the CLI from source with `verb --address address rest...`. */
+function cliArgs(address: string, args: string[]): string[] {
+  const [verb, ...rest] = args;
+  return ['--import', 'tsx', MAIN, verb as string, '--address', address, ...rest];
+}
+
+/**
+ * Runs one CLI verb against address and waits for it; `as` runs it as that
+ * uid/gid with no supplementary groups (setpriv), to see what a non-root
+ * caller gets.
+ */
+export function cli(address: string, args: string[], options: { as?: number; timeoutMs?: number } = {}): { code: number; stdout: string; stderr: string; ms: number } {
+  const argv = cliArgs(address, args);
+  const [cmd, cmdArgs] =
+    options.as === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${options.as}`, `--regid=${options.as}`, '--clear-groups', process.execPath, ...argv]];
+  const t0 = Date.now();
+  const r = spawnSync(cmd, cmdArgs, { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** A CLI verb left running (logs --follow, events): its output so far and its exit. */
+export interface CliProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnCli(address: string, args: string[]): CliProcess {
+  const child = spawn(process.execPath, cliArgs(address, args), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const killChild = (): boolean => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => {
+      process.off('exit', killChild);
+      resolve({ code, signal });
+    }),
+  );
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
 
 export interface Served {
   child: ChildProcess;

@@ -2,7 +2,6 @@
 // a message naming the problem, nothing is created, the service keeps
 // serving. Then a seeded fuzz of run/signal/logs/inspect/stop requests.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -10,9 +9,8 @@ import type { PluginsClient } from '../../src/api/client.js';
 import { ErrorCode } from '../../src/containerd/index.js';
 import { defaultSpec } from '../../src/executor/index.js';
 import type { Harness } from '../helpers/containerd.js';
-import { leftovers, startServed, usage, type Served, type ServedRig } from '../helpers/serve.js';
+import { cli, leftovers, startServed, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
-const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 let rig: ServedRig;
 let h: Harness;
 let s: Served;
@@ -115,11 +113,7 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
 });
 
 test('the CLI: one clear line on stderr, non-zero exit, nothing created', async () => {
-  const run = (args: string[]): { code: number; stderr: string; stdout: string } => {
-    const [verb, ...rest] = args;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, verb as string, '--address', s.address, ...rest], { encoding: 'utf8' });
-    return { code: r.status ?? -1, stderr: r.stderr, stdout: r.stdout };
-  };
+  const run = (args: string[]): ReturnType<typeof cli> => cli(s.address, args);
   const notJson = join(h.dir, 'not-json.json');
   writeFileSync(notJson, 'not json');
   for (const [args, re] of [

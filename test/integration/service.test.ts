@@ -12,10 +12,9 @@ import { after, before, test } from 'node:test';
 import type { ExitEvent, ServerStream } from '../../src/api/client.js';
 import { shardOf } from '../../src/executor/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
-import { logText, metricsText, sample, serve, until, type Served } from '../helpers/serve.js';
+import { cli as runCli, logText, metricsText, sample, serve, until, type Served } from '../helpers/serve.js';
 import { pool } from '../helpers/pool.js';
 
-const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 
 let h: Harness;
 let s: Served;
@@ -51,11 +50,7 @@ after(async () => {
 
 const text = logText;
 
-function cli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const [verb, ...rest] = args;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, verb as string, '--address', s.address, ...rest], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]): ReturnType<typeof runCli> => runCli(s.address, args);
 
 test('50 plugins over 2 shards: output, exits once each, metrics that add up', async (t) => {
   const ids = Array.from({ length: 50 }, (_, i) => `batch-${i}`);
