@@ -287,13 +287,15 @@ program
   .addOption(addressOption())
   .action(async (id: string, o: { follow?: boolean; stream?: 'stdout' | 'stderr'; tail?: number; address: string }) => {
     const c = client(o);
-    const stop = (): void => c.close();
+    const opts: { follow: boolean; stream?: 'stdout' | 'stderr'; tail?: number } = { follow: Boolean(o.follow) };
+    if (o.stream) opts.stream = o.stream;
+    if (o.tail !== undefined) opts.tail = o.tail;
+    const stream = c.logs(id, opts);
+    // ^C ends the stream itself (closing the client would leave the call open) and exits 0.
+    const stop = (): void => stream.close();
     process.once('SIGINT', stop);
     try {
-      const opts: { follow: boolean; stream?: 'stdout' | 'stderr'; tail?: number } = { follow: Boolean(o.follow) };
-      if (o.stream) opts.stream = o.stream;
-      if (o.tail !== undefined) opts.tail = o.tail;
-      for await (const chunk of c.logs(id, opts)) {
+      for await (const chunk of stream) {
         const target = chunk.stream === 'stderr' ? process.stderr : process.stdout;
         if (!target.write(chunk.data)) await new Promise((r) => target.once('drain', r));
       }

@@ -49,13 +49,23 @@ function childrenWith(pid: number, words: string[]): number[] {
   return found;
 }
 
-test('the README walkthrough runs as written', async () => {
+test('the README walkthrough runs as written', async (t) => {
   const rootfs = join(h.dir, 'walk-rootfs');
   const block = shBlock(readFileSync(join(REPO, 'README.md'), 'utf8'), '## Walkthrough').replaceAll('/tmp/rootfs', rootfs);
   const script = join(h.dir, 'walkthrough.sh');
   // set -e: a line that fails fails the test; aliases as in an interactive shell.
   writeFileSync(script, `set -e\nshopt -s expand_aliases\n${block}`);
-  const bash = spawn('bash', [script], { cwd: REPO, env: { ...process.env, PLUGIND_ADDRESS: s.address }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: whatever the script left running goes with it when the test ends.
+  const bash = spawn('bash', [script], { cwd: REPO, detached: true, env: { ...process.env, PLUGIND_ADDRESS: s.address }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const killGroup = (): void => {
+    try {
+      process.kill(-(bash.pid as number), 'SIGKILL');
+    } catch {
+      /* all gone */
+    }
+  };
+  process.once('exit', killGroup);
+  t.after(killGroup);
   let out = '';
   let err = '';
   bash.stdout.on('data', (b: Buffer) => (out += b.toString()));
