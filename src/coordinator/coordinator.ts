@@ -86,7 +86,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
     const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.#reported = new ReportedExits(join(dataDir, 'reported-exits'));
+    this.#reported = new ReportedExits(join(dataDir, 'reported-exits'), (err, first) => {
+      this.metrics.stateWriteErrors.inc();
+      if (first) this.#log.warn({ err }, 'cannot write reported-exits (full disk?); exits told meanwhile are kept in memory only');
+    });
     const config = {
       shards: workers,
       address: options.containerdAddress,

@@ -21,6 +21,11 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
   readonly exits = new Counter({ name: 'plugind_exits_total', help: 'Plugin exits handled.', registers: [this.registry] });
+  readonly stateWriteErrors = new Counter({
+    name: 'plugind_state_write_errors_total',
+    help: "Failed writes of plugind's own record of exits told (reported-exits in the data dir), a full disk say.",
+    registers: [this.registry],
+  });
   readonly workerRestarts = new Counter({
     name: 'plugind_worker_restarts_total',
     help: 'Shard worker threads that died and were replaced.',

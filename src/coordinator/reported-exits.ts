@@ -15,11 +15,21 @@ const COMPACT_SLACK = 4096;
 export class ReportedExits {
   readonly #path: string;
   readonly #pids = new Map<string, number>();
+  readonly #onWriteError: (err: NodeJS.ErrnoException, first: boolean) => void;
   #fd: number | undefined;
   #lines = 0;
+  /** A write failed and none has worked since. */
+  #failing = false;
 
-  constructor(path: string) {
+  /**
+   * onWriteError hears of each append or compaction that failed (a full
+   * disk; `first` since writes last worked): the entry is kept in memory, so
+   * only a plugind killed before the disk has room again can tell that exit
+   * twice.
+   */
+  constructor(path: string, onWriteError: (err: NodeJS.ErrnoException, first: boolean) => void = () => {}) {
     this.#path = path;
+    this.#onWriteError = onWriteError;
     if (existsSync(path)) {
       for (const line of readFileSync(path, 'utf8').split('\n')) {
         const [op, a, b] = line.split(' ');
@@ -27,7 +37,12 @@ export class ReportedExits {
         else if (op === 'D' && a) this.#pids.delete(a);
       }
     }
-    this.#fd = this.#compact();
+    try {
+      this.#fd = this.#compact();
+    } catch (err) {
+      this.#failed(err);
+      this.#fd = openSync(path, 'a');
+    }
   }
 
   /** True when this exit (id, pid) was told already. */
@@ -52,11 +67,29 @@ export class ReportedExits {
 
   #append(line: string): void {
     if (this.#fd === undefined) return;
-    writeSync(this.#fd, line);
-    if (++this.#lines > this.#pids.size + COMPACT_SLACK) {
-      closeSync(this.#fd);
-      this.#fd = this.#compact();
+    try {
+      writeSync(this.#fd, line);
+      this.#failing = false;
+    } catch (err) {
+      this.#failed(err);
+      return;
     }
+    if (++this.#lines > this.#pids.size + COMPACT_SLACK) {
+      try {
+        const fd = this.#compact();
+        closeSync(this.#fd);
+        this.#fd = fd;
+      } catch (err) {
+        // The old file stays in use; the next append tries again.
+        this.#failed(err);
+      }
+    }
+  }
+
+  #failed(err: unknown): void {
+    const first = !this.#failing;
+    this.#failing = true;
+    this.#onWriteError(err as NodeJS.ErrnoException, first);
   }
 
   /** Writes the live entries to a new file, swaps it in, and opens it for appending. */

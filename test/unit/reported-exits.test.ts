@@ -1,11 +1,12 @@
 // The told-exits file: survives a reopen, forgets on delete, stays small,
-// and ignores a line torn by a kill mid-write.
+// ignores a line torn by a kill mid-write, and outlasts a full disk.
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ReportedExits } from '../../src/coordinator/reported-exits.js';
+import { fill, mountTmpfs } from '../helpers/tmpfs.js';
 
 test('reported exits: kept across reopen, forgotten on delete, compacted, torn line ignored', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pd-rep-'));
@@ -34,5 +35,27 @@ test('reported exits: kept across reopen, forgotten on delete, compacted, torn l
     c.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('reported exits on a full disk: no throw, kept in memory, said once per episode, written again once there is room', () => {
+  const disk = mountTmpfs(1);
+  try {
+    const path = join(disk.dir, 'reported-exits');
+    const failures: Array<{ code: string | undefined; first: boolean }> = [];
+    const r = new ReportedExits(path, (err, first) => failures.push({ code: err.code, first }));
+    fill(join(disk.dir, 'filler'));
+    // The file's last page has room for a few lines; past it, appends fail.
+    for (let i = 0; i < 2000; i++) r.add(`plugin-${i}`, i);
+    assert.ok(failures.length > 0, 'appends failed');
+    assert.ok(failures.every((f) => f.code === 'ENOSPC'));
+    assert.deepEqual(failures.filter((f) => f.first).length, 1, 'one episode');
+    assert.ok(r.has('plugin-1999', 1999), 'kept in memory');
+    rmSync(join(disk.dir, 'filler'));
+    r.add('after', 1);
+    r.close();
+    assert.ok(new ReportedExits(path).has('after', 1), 'written once there is room');
+  } finally {
+    disk.unmount();
   }
 });
