@@ -1,6 +1,8 @@
 // The executor layer's public surface.
-export { Executor, parseSignal, validateSpec, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from './executor.js';
-export type { CreateOptions, ExecutorOptions, LogsOptions, PluginExit, PluginState, PluginStatus } from './executor.js';
+export { Executor } from './executor.js';
+export type { CreateOptions, ExecutorOptions, LogsOptions } from './executor.js';
+export type { PluginExit, PluginState, PluginStatus } from './plugin.js';
+export { parseSignal, validateSpec, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from './validate.js';
 export { PluginError, ErrorCode, errorCode } from './errors.js';
 export { validateId, MAX_ID_LENGTH } from './ids.js';
 export { defaultSpec, hostnameFor, jsonDepth, mergeEnv, withInit, INIT_PATH, MAX_SPEC_DEPTH, type OciSpec, type DefaultSpecOptions } from './spec.js';

@@ -1,0 +1,33 @@
+// Forced cleanup of one id: what a failed create, a replace, remove() and a
+// restore of a half-made plugin all need, whatever pieces are left.
+import { rm } from 'node:fs/promises';
+import { isNotFound } from '../containerd/index.js';
+import { SIGKILL, logDir, type ExecutorContext } from './context.js';
+import type { FifoSet } from './fifo.js';
+import type { PluginIO } from './stdio.js';
+
+/** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
+export async function removeEverything(ctx: ExecutorContext, id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
+  const steps: Array<Promise<unknown>> = [];
+  await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
+  io?.destroy();
+  steps.push(ctx.client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
+  if (fifos) steps.push(ctx.fifos.remove(fifos));
+  if (!keepLogs) steps.push(rm(logDir(ctx, id), { recursive: true, force: true }));
+  const results = await Promise.allSettled(steps);
+  for (const r of results) if (r.status === 'rejected') ctx.log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
+}
+
+/** Deletes the task whatever its state: a created or running task is killed first. */
+export async function forceDeleteTask(ctx: ExecutorContext, id: string): Promise<void> {
+  try {
+    await ctx.client.tasks.delete(id);
+    return;
+  } catch (err) {
+    if (isNotFound(err)) return;
+  }
+  // A Created task can't be deleted until killed (nor can a running one).
+  await ctx.client.tasks.kill(id, SIGKILL, { all: true }).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+  await ctx.client.tasks.wait(id, { timeoutMs: 10_000 }).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+  await ctx.client.tasks.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+}

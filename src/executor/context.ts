@@ -1,0 +1,38 @@
+// What the executor's parts share: the containerd client, the FIFO pool, the
+// per-id queue and the plugin table. One object, built by Executor, passed to each part.
+import { join } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import type { Any, ContainerdClient, Logger } from '../containerd/index.js';
+import type { FifoPool } from './fifo.js';
+import type { KeyedQueue, Semaphore } from './keyed-queue.js';
+import type { Plugin, PluginExit } from './plugin.js';
+import type { PluginSettings } from './settings.js';
+import type { StdioOptions } from './stdio.js';
+
+export interface ExecutorContext {
+  readonly client: ContainerdClient;
+  readonly runtime: { name: string; options?: Any };
+  readonly fifos: FifoPool;
+  /** Plugin logs in `<logRoot>/<id>`. */
+  readonly logRoot: string;
+  /** Every operation and exit of one id runs through here, in order. */
+  readonly queue: KeyedQueue;
+  /** Bounds the task deletes of reaping (see exit.ts). */
+  readonly reapSlots: Semaphore;
+  readonly plugins: Map<string, Plugin>;
+  /** Timers of late-task checks (see sweep.ts), cleared by close(). */
+  readonly lateChecks: Set<NodeJS.Timeout>;
+  readonly onExit: (exit: PluginExit) => void;
+  readonly owns: (id: string) => boolean;
+  readonly log: Logger;
+  readonly stdioOptions: (id: string, settings: PluginSettings) => StdioOptions;
+}
+
+export const SIGKILL = osConstants.signals.SIGKILL;
+export const SIGTERM = osConstants.signals.SIGTERM;
+// When a task's exit status cannot be known (its task vanished), as containerd reports it.
+export const UNKNOWN_EXIT_STATUS = 255;
+
+export function logDir(ctx: ExecutorContext, id: string): string {
+  return join(ctx.logRoot, id);
+}

@@ -1,0 +1,105 @@
+// Creating a plugin: moby's path in three RPCs when the id is free, the
+// replace-and-retry when containerd holds a stale record of it, and cleanup
+// of everything made when any step fails.
+import { rm } from 'node:fs/promises';
+import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Process } from '../containerd/index.js';
+import { removeEverything } from './cleanup.js';
+import { logDir, type ExecutorContext } from './context.js';
+import { PluginError, forPlugin } from './errors.js';
+import { setName, type FifoSet } from './fifo.js';
+import { newPlugin } from './plugin.js';
+import { settingsToLabels, type PluginSettings } from './settings.js';
+import { PluginIO } from './stdio.js';
+
+export interface CreateHow {
+  /** Replace a stopped plugin of the id. */
+  replace: boolean;
+  /** Keep the id's logs when an old record is replaced (a restart carries them on). */
+  keepLogs: boolean;
+}
+
+/** Runs inside the id's queue, with settings and spec already checked (see validate.ts). */
+export async function createPlugin(ctx: ExecutorContext, id: string, settings: PluginSettings, packed: Any, how: CreateHow): Promise<{ pid: number }> {
+  const { keepLogs } = how;
+  const known = ctx.plugins.get(id);
+  if (known && known.state !== 'stopped') {
+    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`);
+  }
+  // A stopped plugin is still the user's (listed, its logs kept): replacing it is asked for, not assumed.
+  if (known && !how.replace) {
+    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`);
+  }
+  const container = { id, labels: settingsToLabels(settings), runtime: ctx.runtime, spec: packed };
+  // A stopped record we know of is replaced without a failing create first.
+  if (known) await replaceStale(ctx, id, keepLogs);
+  // FIFOs and log files are readied while containerd creates the
+  // container: they do not depend on each other.
+  const prepare = async (): Promise<{ fifos: FifoSet; io: PluginIO }> => {
+    const fifos = await ctx.fifos.take(setName(id));
+    try {
+      return { fifos, io: await PluginIO.open(fifos, logDir(ctx, id), ctx.stdioOptions(id, settings)) };
+    } catch (err) {
+      await ctx.fifos.remove(fifos).catch(() => {});
+      throw err;
+    }
+  };
+  let prepared = prepare();
+  prepared.catch(() => {});
+  let created: Container;
+  try {
+    created = await ctx.client.containers.create(container);
+  } catch (err) {
+    const stale = isAlreadyExists(err);
+    // An old record's cleanup removes its log dir: give up what was prepared first.
+    const p = await prepared.catch(() => undefined);
+    p?.io.destroy();
+    await Promise.all([p && ctx.fifos.remove(p.fifos).catch(() => {}), stale ? undefined : rm(logDir(ctx, id), { recursive: true, force: true })]);
+    if (!stale) throw forPlugin(id, err);
+    await replaceStale(ctx, id, keepLogs);
+    try {
+      created = await ctx.client.containers.create(container);
+    } catch (retryErr) {
+      throw forPlugin(id, retryErr);
+    }
+    prepared = prepare();
+    prepared.catch(() => {});
+  }
+  let fifos: FifoSet | undefined;
+  let io: PluginIO | undefined;
+  try {
+    ({ fifos, io } = await prepared);
+    const pid = await ctx.client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr });
+    const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
+    ctx.plugins.set(id, plugin);
+    await ctx.client.tasks.start(id);
+    plugin.state = 'running';
+    return { pid };
+  } catch (err) {
+    ctx.plugins.delete(id);
+    if (!io) {
+      const p = await prepared.catch(() => undefined);
+      io = p?.io;
+      fifos = p?.fifos;
+    }
+    await removeEverything(ctx, id, io, fifos);
+    throw forPlugin(id, err);
+  }
+}
+
+/** The id is taken in containerd: replace it unless its task runs. */
+async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean): Promise<void> {
+  let task: Process | undefined;
+  try {
+    task = await ctx.client.tasks.get(id);
+  } catch (err) {
+    if (!isNotFound(err)) throw forPlugin(id, err);
+  }
+  if (task && (task.status === 'running' || task.status === 'paused' || task.status === 'pausing')) {
+    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${task.pid})`);
+  }
+  const old = ctx.plugins.get(id);
+  ctx.plugins.delete(id);
+  ctx.log.info({ plugin: id, task: task?.status ?? 'none' }, 'replacing stale plugin record');
+  const oldFifos = task ? ctx.fifos.setOf(task.stdout) : undefined;
+  await removeEverything(ctx, id, old?.io, oldFifos, keepLogs);
+}

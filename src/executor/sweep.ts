@@ -1,0 +1,57 @@
+// What a plugind that died mid-create leaves behind: FIFO sets and log dirs
+// nobody uses, and tasks containerd creates after their caller is gone.
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Process } from '../containerd/index.js';
+import { logDir, type ExecutorContext } from './context.js';
+import { ErrorCode, PluginError } from './errors.js';
+import { idOfSet } from './fifo.js';
+
+// When to look again for the task of a plugin found without one (a task
+// create whose caller died can still finish in containerd).
+const LATE_TASK_CHECKS_MS = [2_000, 15_000];
+
+/**
+ * Restores id again after LATE_TASK_CHECKS_MS each, while it is the
+ * stopped plugin found without a task: a task created late is deleted.
+ */
+export function lookAgainLater(ctx: ExecutorContext, id: string, restore: (id: string) => Promise<unknown>): void {
+  for (const ms of LATE_TASK_CHECKS_MS) {
+    const timer = setTimeout(() => {
+      ctx.lateChecks.delete(timer);
+      if (ctx.plugins.get(id)?.state !== 'stopped') return;
+      void restore(id).catch((err: Error) => {
+        if (!(err instanceof PluginError && err.code === ErrorCode.NotFound)) ctx.log.warn({ plugin: id, err }, 'late task check failed');
+      });
+    }, ms);
+    timer.unref();
+    ctx.lateChecks.add(timer);
+  }
+}
+
+export function cancelLateChecks(ctx: ExecutorContext): void {
+  for (const t of ctx.lateChecks) clearTimeout(t);
+  ctx.lateChecks.clear();
+}
+
+/** FIFO sets that no task uses: left by a plugind that died mid-create. */
+export async function removeStrayFifos(ctx: ExecutorContext, tasks: Process[]): Promise<void> {
+  const inUse = new Set(tasks.map((t) => ctx.fifos.setOf(t.stdout)?.dir).filter(Boolean));
+  for (const p of ctx.plugins.values()) if (p.io) inUse.add(p.io.fifos.dir);
+  for (const name of await ctx.fifos.list()) {
+    const id = idOfSet(name);
+    // A create of this id may hold a set it has not handed to containerd yet.
+    if (!ctx.owns(id) || ctx.queue.has(id)) continue;
+    const set = ctx.fifos.setOf(join(ctx.fifos.root, name, 'stdout'));
+    if (set && !inUse.has(set.dir)) await ctx.fifos.remove(set).catch(() => {});
+  }
+}
+
+/** Log dirs of ids with no container: left by a create cut short before its container existed. */
+export async function removeStrayLogs(ctx: ExecutorContext, containers: Set<string>): Promise<void> {
+  const names = await readdir(ctx.logRoot).catch(() => [] as string[]);
+  for (const id of names) {
+    if (containers.has(id) || ctx.plugins.has(id) || ctx.queue.has(id) || !ctx.owns(id)) continue;
+    await rm(logDir(ctx, id), { recursive: true, force: true });
+  }
+}

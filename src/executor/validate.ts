@@ -1,0 +1,63 @@
+// Input checks done before anything reaches containerd: what it would reject
+// late (or not at all) is refused here with a message naming the field.
+import { constants as osConstants } from 'node:os';
+import { stat } from 'node:fs/promises';
+import { packSpec, type Any } from '../containerd/index.js';
+import { invalidArgument } from './errors.js';
+import { MAX_SPEC_DEPTH, jsonDepth, type OciSpec } from './spec.js';
+
+export const MAX_SPEC_BYTES = 1 << 20;
+export const MAX_STOP_TIMEOUT_MS = 3600_000;
+
+/** Accepts a signal number or name (`TERM`, `SIGTERM`, `sigterm`). */
+export function parseSignal(signal: number | string): number {
+  if (typeof signal === 'number') {
+    if (Number.isInteger(signal) && signal >= 1 && signal <= 64) return signal;
+    throw invalidArgument(`signal ${signal}: want 1 to 64 or a name such as TERM`);
+  }
+  if (/^\d+$/.test(signal)) return parseSignal(Number(signal));
+  const name = signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`;
+  const n = (osConstants.signals as Record<string, number>)[name];
+  if (n === undefined) throw invalidArgument(`unknown signal ${JSON.stringify(signal)}`);
+  return n;
+}
+
+/**
+ * Checks what containerd would reject late, or not at all, before anything
+ * is created; returns the spec packed for containerd (serialized once).
+ */
+export async function validateSpec(spec: unknown): Promise<Any> {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw invalidArgument('spec is not a JSON object');
+  const s = spec as Partial<OciSpec>;
+  // Checked before anything serializes it: deep nesting overflows the stack there.
+  if (jsonDepth(spec) > MAX_SPEC_DEPTH) throw invalidArgument(`spec nests deeper than ${MAX_SPEC_DEPTH} levels`);
+  const packed = packSpec(spec);
+  if (packed.value.length > MAX_SPEC_BYTES) throw invalidArgument(`spec is ${packed.value.length} bytes; at most ${MAX_SPEC_BYTES}`);
+  const args = s.process?.args;
+  if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string')) {
+    throw invalidArgument('spec.process.args must be a non-empty list of strings');
+  }
+  if (args[0] === '') throw invalidArgument('spec.process.args[0] (the command) is empty');
+  const env = s.process?.env;
+  if (env !== undefined && (!Array.isArray(env) || !env.every((e) => typeof e === 'string' && e.includes('=') && !e.startsWith('=')))) {
+    throw invalidArgument('spec.process.env must be a list of K=V strings');
+  }
+  if (s.process?.terminal) throw invalidArgument('spec.process.terminal is not supported: plugins have no terminal');
+  if (typeof s.hostname === 'string' && Buffer.byteLength(s.hostname) > 64) throw invalidArgument(`spec.hostname is ${Buffer.byteLength(s.hostname)} bytes; Linux allows 64`);
+  const root = s.root?.path;
+  if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('spec.root.path must be an absolute path to the plugin rootfs');
+  let st;
+  try {
+    st = await stat(root);
+  } catch {
+    throw invalidArgument(`rootfs ${root} does not exist`);
+  }
+  if (!st.isDirectory()) throw invalidArgument(`rootfs ${root} is not a directory`);
+  return packed;
+}
+
+export function checkStopTimeout(timeoutMs: number): void {
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_STOP_TIMEOUT_MS) {
+    throw invalidArgument(`stop timeout ${String(timeoutMs)} ms: want 0 to ${MAX_STOP_TIMEOUT_MS}`);
+  }
+}
