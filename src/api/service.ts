@@ -8,7 +8,8 @@ import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger 
 import { Coordinator, pluginsDir } from '../coordinator/index.js';
 import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../executor/fifo-keeper.js';
 import { MetricsServer } from './http.js';
-import { ApiServer, DEFAULT_INIT_PATH, checkApiAddress, validateApiAddress } from './server.js';
+import { ApiServer, checkApiAddress, validateApiAddress } from './server.js';
+import { DEFAULT_INIT_PATH } from './wire.js';
 
 // How often serve checks that its FIFO keeper still runs.
 const KEEPER_CHECK_MS = 10_000;

@@ -10,7 +10,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerdClient } from './client.js';
 import { ContainerdError, ErrorCode } from './errors.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from '../common/log.js';
 
 export interface SupervisorOptions {
   /** containerd keeps everything under `<dataDir>/containerd`. */

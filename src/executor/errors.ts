@@ -1,6 +1,6 @@
 // Errors the executor raises itself. They share containerd's closed set of
 // codes, so every layer above matches on one `code`, whoever raised it.
-import { CodedError, ErrorCode, errorCode } from '../containerd/index.js';
+import { CodedError, ErrorCode, errorCode } from '../common/errors.js';
 
 export { ErrorCode, errorCode };
 

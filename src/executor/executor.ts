@@ -28,6 +28,7 @@ import {
   silentLogger,
   type Logger,
 } from '../containerd/index.js';
+import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { FifoPool, idOfSet, setName, type FifoSet } from './fifo.js';
 import { validateId } from './ids.js';
@@ -129,8 +130,6 @@ type RestoreOutcome = 'running' | 'stopped' | 'exited' | 'removed';
 const REAP_CONCURRENCY = 4;
 
 const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
-export const MAX_SPEC_BYTES = 1 << 20;
-export const MAX_STOP_TIMEOUT_MS = 3600_000;
 const SIGKILL = osConstants.signals.SIGKILL;
 const SIGTERM = osConstants.signals.SIGTERM;
 // When a task's exit status cannot be known (its task vanished), as containerd reports it.
