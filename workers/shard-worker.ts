@@ -15,7 +15,9 @@ import type {
   WireError,
   WorkerConfig,
 } from '../src/coordinator/protocol.js';
-import { Executor, FdLedger, errorCode, shardOf, type LogChunk } from '../src/executor/index.js';
+import { FdLedger } from '../src/coordinator/fd-ledger.js';
+import { shardOf } from '../src/coordinator/shard-map.js';
+import { Executor, errorCode, type LogChunk } from '../src/executor/index.js';
 import { ShardMetrics, nowMs } from './metrics.js';
 
 const config = workerData as WorkerConfig;

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { codeOfGrpcStatus, grpcStatusOf } from '../common/grpc-status.js';
+import { apiSocketPath } from '../common/paths.js';
 import { protosDir } from '../common/protos.js';
 
 let pkg: protoLoader.PackageDefinition | undefined;
@@ -77,7 +78,7 @@ export function timestampMs(t: Timestamp | null | undefined): number | undefined
 export const DEFAULT_DATA_DIR = '/var/lib/plugind';
 /** The static init `serve --init` and `run --init` put in as PID 1. */
 export const DEFAULT_INIT_PATH = '/usr/bin/tini-static';
-export const DEFAULT_ADDRESS = `unix://${DEFAULT_DATA_DIR}/plugind.sock`;
+export const DEFAULT_ADDRESS = `unix://${apiSocketPath(DEFAULT_DATA_DIR)}`;
 
 export type ApiAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 

@@ -29,6 +29,7 @@ import {
   type Logger,
 } from '../containerd/index.js';
 import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
+import { pluginPaths } from '../common/paths.js';
 import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { FifoPool, idOfSet, setName, type FifoSet } from './fifo.js';
 import { validateId } from './ids.js';
@@ -214,8 +215,8 @@ export class Executor {
     this.#client = options.client;
     this.#runtime = { name: options.runtime ?? DEFAULT_RUNTIME };
     if (options.runcOptions) this.#runtime.options = packRuncOptions(options.runcOptions);
-    this.#fifos = new FifoPool({ root: join(options.dataDir, 'fifo'), poolName: `.pool${options.name ? `-${options.name}` : ''}` });
-    this.#logRoot = join(options.dataDir, 'logs');
+    this.#fifos = new FifoPool({ root: pluginPaths(options.dataDir).fifo, poolName: `.pool${options.name ? `-${options.name}` : ''}` });
+    this.#logRoot = pluginPaths(options.dataDir).logs;
     this.#onExit = options.onExit ?? (() => {});
     this.#owns = options.owns ?? (() => true);
     this.#onBytes = options.onBytes;

@@ -8,6 +8,4 @@ export { defaultSpec, hostnameFor, jsonDepth, mergeEnv, withInit, INIT_PATH, MAX
 export { LABEL, MANAGED_FILTER, normalizeSettings, type PluginSettings, type PluginSettingsInput, type LogSettings } from './settings.js';
 export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
-export { FdLedger } from './fd-ledger.js';
-export { shardOf } from './shard-map.js';
 export type { ErrnoClass, FdHooks } from './log-file.js';
