@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PluginsClient, type ExitEvent, type ServerStream } from '../src/api/client.js';
-import { pluginsDir } from '../src/coordinator/index.js';
+import { apiSocketPath, pluginsDir } from '../src/common/paths.js';
 import { defaultSpec } from '../src/executor/index.js';
-import { runningKeeper, stopFifoKeeper } from '../src/executor/fifo-keeper.js';
+import { runningKeeper, stopFifoKeeper } from '../src/keeper/index.js';
 import { cpuSeconds, rssKb } from './proc.js';
 import { nowMs, summarize } from './stats.js';
 import { pool } from '../test/helpers/pool.js';
@@ -89,7 +89,7 @@ export class Plugind {
     this.readyMs = nowMs() - t0;
     // Restore proper: from the API being up to every shard restored.
     this.restoreMs = listening ? nowMs() - listening : this.readyMs;
-    this.client = new PluginsClient(`unix://${join(this.#t.dataDir, 'plugind.sock')}`, { timeoutMs: 600_000 });
+    this.client = new PluginsClient(`unix://${apiSocketPath(this.#t.dataDir)}`, { timeoutMs: 600_000 });
     this.#events = this.client.events();
     const stream = this.#events;
     void (async () => {

@@ -4,6 +4,7 @@
 // src/coordinator/protocol.ts); exits are pushed back on parentPort.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pino } from 'pino';
+import { CodedError, ErrorCode, errorCode } from '../src/common/errors.js';
 import { connect, type ContainerdClient } from '../src/containerd/index.js';
 import type {
   LogsControl,
@@ -15,7 +16,9 @@ import type {
   WireError,
   WorkerConfig,
 } from '../src/coordinator/protocol.js';
-import { Executor, FdLedger, errorCode, shardOf, type LogChunk } from '../src/executor/index.js';
+import { FdLedger } from '../src/coordinator/fd-ledger.js';
+import { shardOf } from '../src/coordinator/shard-map.js';
+import { Executor, type LogChunk } from '../src/executor/index.js';
 import { ShardMetrics, nowMs } from './metrics.js';
 
 const config = workerData as WorkerConfig;
@@ -116,7 +119,7 @@ async function streamLogs(executor: Executor, req: Extract<ShardRequest, { kind:
 
 async function dispatch(req: ShardRequest): Promise<unknown> {
   if (req.kind === 'crash') {
-    if (!config.testHooks) throw Object.assign(new Error('crash is a test hook and is disabled'), { code: 'FailedPrecondition' });
+    if (!config.testHooks) throw new CodedError(ErrorCode.FailedPrecondition, 'crash is a test hook and is disabled');
     // An uncaught exception, as a bug would raise: the thread dies.
     setImmediate(() => {
       throw new Error(`shard ${config.shard}: crash requested (test hook)`);

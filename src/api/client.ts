@@ -1,8 +1,8 @@
 // A typed client for plugind.v1, used by the CLI, tests and benchmarks.
 // gRPC status codes come back as CodedErrors with our codes.
 import * as grpc from '@grpc/grpc-js';
-import { CodedError, ErrorCode } from '../containerd/index.js';
-import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
+import { CodedError, ErrorCode } from '../common/errors.js';
+import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 import {
   debugService,
   fromGrpcStatus,

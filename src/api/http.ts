@@ -2,7 +2,8 @@
 // (the process answers) and /readyz (containerd reachable and restore done).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
+import { CodedError, ErrorCode } from '../common/errors.js';
+import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator } from '../coordinator/index.js';
 
 export class MetricsServer {

@@ -5,10 +5,12 @@ import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
+import { CodedError, ErrorCode } from '../common/errors.js';
+import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, defaultSpec, jsonDepth, mergeEnv, withInit, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
 import {
+  DEFAULT_INIT_PATH,
   debugService,
   grpcTarget,
   parseApiAddress,
@@ -94,7 +96,6 @@ export interface RunDefaults {
   initPath: string;
 }
 
-export const DEFAULT_INIT_PATH = '/usr/bin/tini-static';
 
 /**
  * The spec and settings a run request asks for, or INVALID_ARGUMENT naming

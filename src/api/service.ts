@@ -3,12 +3,14 @@
 // started in an order that loses no exit and stopped in reverse.
 import { availableParallelism } from 'node:os';
 import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
-import { Coordinator, pluginsDir } from '../coordinator/index.js';
-import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../executor/fifo-keeper.js';
+import { apiSocketPath, pidFilePath, pluginsDir } from '../common/paths.js';
+import { Coordinator } from '../coordinator/index.js';
+import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../keeper/index.js';
 import { MetricsServer } from './http.js';
-import { ApiServer, DEFAULT_INIT_PATH, checkApiAddress, validateApiAddress } from './server.js';
+import { ApiServer, checkApiAddress, validateApiAddress } from './server.js';
+import { DEFAULT_INIT_PATH } from './wire.js';
 
 // How often serve checks that its FIFO keeper still runs.
 const KEEPER_CHECK_MS = 10_000;
@@ -68,7 +70,7 @@ export class Service {
   }
 
   get apiAddress(): string {
-    return this.#o.address ?? `unix://${join(this.dataDir, 'plugind.sock')}`;
+    return this.#o.address ?? `unix://${apiSocketPath(this.dataDir)}`;
   }
 
   get metricsAddress(): { host: string; port: number } | undefined {
@@ -76,7 +78,7 @@ export class Service {
   }
 
   get pidFile(): string {
-    return join(this.dataDir, 'plugind.pid');
+    return pidFilePath(this.dataDir);
   }
 
   /**

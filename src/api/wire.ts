@@ -5,7 +5,10 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CodedError, ErrorCode, codeOfGrpcStatus, errorCode, protosDir } from '../containerd/index.js';
+import { CodedError, ErrorCode } from '../common/errors.js';
+import { codeOfGrpcStatus, grpcStatusOf } from '../common/grpc-status.js';
+import { apiSocketPath } from '../common/paths.js';
+import { protosDir } from '../common/protos.js';
 
 let pkg: protoLoader.PackageDefinition | undefined;
 
@@ -26,19 +29,8 @@ function service(name: string): grpc.ServiceDefinition {
 export const pluginsService = (): grpc.ServiceDefinition => service('plugind.v1.Plugins');
 export const debugService = (): grpc.ServiceDefinition => service('plugind.v1.Debug');
 
-const TO_GRPC: Record<ErrorCode, grpc.status> = {
-  NotFound: grpc.status.NOT_FOUND,
-  AlreadyExists: grpc.status.ALREADY_EXISTS,
-  InvalidArgument: grpc.status.INVALID_ARGUMENT,
-  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
-  Unavailable: grpc.status.UNAVAILABLE,
-  DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
-  Canceled: grpc.status.CANCELLED,
-  Unknown: grpc.status.UNKNOWN,
-};
-
 export function toGrpcStatus(err: unknown): Partial<grpc.StatusObject> {
-  return { code: TO_GRPC[errorCode(err)], details: err instanceof Error ? err.message : String(err) };
+  return { code: grpcStatusOf(err), details: err instanceof Error ? err.message : String(err) };
 }
 
 export function fromGrpcStatus(err: unknown): CodedError {
@@ -84,7 +76,9 @@ export function timestampMs(t: Timestamp | null | undefined): number | undefined
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/plugind';
-export const DEFAULT_ADDRESS = `unix://${DEFAULT_DATA_DIR}/plugind.sock`;
+/** The static init `serve --init` and `run --init` put in as PID 1. */
+export const DEFAULT_INIT_PATH = '/usr/bin/tini-static';
+export const DEFAULT_ADDRESS = `unix://${apiSocketPath(DEFAULT_DATA_DIR)}`;
 
 export type ApiAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 

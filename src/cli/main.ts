@@ -1,16 +1,15 @@
 // The plugind command: `serve` runs the service; the other verbs are gRPC
 // clients of it. Tables for people, --json for machines; errors are one
-// line on stderr and a non-zero exit.
+// line on stderr and a non-zero exit. The service (containerd client,
+// piscina, prom-client) is loaded by `serve` only: a client verb loads the
+// API client and no more.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino } from 'pino';
 import { PluginsClient, type Plugin } from '../api/client.js';
-import { DEFAULT_INIT_PATH } from '../api/server.js';
-import { Service } from '../api/service.js';
-import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, type TlsFiles } from '../api/wire.js';
-import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../executor/index.js';
+import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, type TlsFiles } from '../api/wire.js';
+import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -131,6 +130,7 @@ program
     tlsCa?: string;
     logLevel: string;
   }) => {
+    const [{ pino }, { Service }] = await Promise.all([import('pino'), import('../api/service.js')]);
     const log = pino({ level: o.logLevel, base: { service: 'plugind' } });
     const service = new Service({
       dataDir: o.dataDir,

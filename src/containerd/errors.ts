@@ -1,55 +1,14 @@
-// One error model for everything that talks to containerd: gRPC status codes
-// are mapped to containerd's error classes here and nowhere else.
-import { status as GrpcStatus } from '@grpc/grpc-js';
+// containerd's errors: what a gRPC call throws becomes a ContainerdError
+// with one of the shared codes (src/common/errors.ts), here and nowhere else.
+import { CodedError, ErrorCode } from '../common/errors.js';
+import { codeOfGrpcStatus } from '../common/grpc-status.js';
 
-/** containerd's error classes (its errdefs package), as stable codes. */
-export const ErrorCode = {
-  NotFound: 'NotFound',
-  AlreadyExists: 'AlreadyExists',
-  InvalidArgument: 'InvalidArgument',
-  FailedPrecondition: 'FailedPrecondition',
-  Unavailable: 'Unavailable',
-  DeadlineExceeded: 'DeadlineExceeded',
-  Canceled: 'Canceled',
-  Unknown: 'Unknown',
-} as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
-
-/** An error with one of the codes above; every layer's errors derive from it. */
-export class CodedError extends Error {
-  readonly code: ErrorCode;
-
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-  }
-}
+export { CodedError, ErrorCode, codeOfGrpcStatus };
+export { errorCode, isErrorCode, isNotFound, isAlreadyExists, ignoreNotFound } from '../common/errors.js';
 
 /** Raised by the containerd layer (mapped gRPC errors, bad connection options). */
 export class ContainerdError extends CodedError {
   override readonly name = 'ContainerdError';
-}
-
-/** The error's code when it carries one of ours, else Unknown. */
-export function errorCode(err: unknown): ErrorCode {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.Unknown;
-}
-
-const fromGrpc: Partial<Record<GrpcStatus, ErrorCode>> = {
-  [GrpcStatus.NOT_FOUND]: ErrorCode.NotFound,
-  [GrpcStatus.ALREADY_EXISTS]: ErrorCode.AlreadyExists,
-  [GrpcStatus.INVALID_ARGUMENT]: ErrorCode.InvalidArgument,
-  [GrpcStatus.OUT_OF_RANGE]: ErrorCode.InvalidArgument,
-  [GrpcStatus.FAILED_PRECONDITION]: ErrorCode.FailedPrecondition,
-  [GrpcStatus.UNAVAILABLE]: ErrorCode.Unavailable,
-  [GrpcStatus.DEADLINE_EXCEEDED]: ErrorCode.DeadlineExceeded,
-  [GrpcStatus.CANCELLED]: ErrorCode.Canceled,
-};
-
-/** Our code for a gRPC status code (containerd's or plugind's API). */
-export function codeOfGrpcStatus(status: number): ErrorCode {
-  return fromGrpc[status as GrpcStatus] ?? ErrorCode.Unknown;
 }
 
 interface GrpcServiceError extends Error {
@@ -81,10 +40,3 @@ export function fromGrpcError(err: unknown, what: string, timeoutMs?: number): C
   const message = err instanceof Error ? err.message : String(err);
   return new ContainerdError(ErrorCode.Unknown, `${what}: ${message}`, { cause: err });
 }
-
-export function isErrorCode(err: unknown, code: ErrorCode): boolean {
-  return err instanceof ContainerdError && err.code === code;
-}
-
-export const isNotFound = (err: unknown): boolean => isErrorCode(err, ErrorCode.NotFound);
-export const isAlreadyExists = (err: unknown): boolean => isErrorCode(err, ErrorCode.AlreadyExists);

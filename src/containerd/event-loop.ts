@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerdClient } from './client.js';
 import type { ContainerdEvent, EventSubscription } from './events.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from '../common/log.js';
 
 export interface EventLoopOptions {
   client: ContainerdClient;

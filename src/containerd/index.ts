@@ -2,7 +2,6 @@
 export { connect, ContainerdClient, type ServingStatus } from './client.js';
 export type { CallOptions, ConnectionOptions } from './connection.js';
 export { normalizeAddress } from './connection.js';
-export { protosDir } from './wire.js';
 export type { Container, NewContainer } from './containers.js';
 export type { Process, NewTask, ExitInfo, TaskStatus } from './tasks.js';
 export {
@@ -17,7 +16,7 @@ export {
   type TaskDelete,
   type TaskOOM,
 } from './events.js';
-export { CodedError, ContainerdError, ErrorCode, codeOfGrpcStatus, errorCode, fromGrpcError, isErrorCode, isNotFound, isAlreadyExists } from './errors.js';
+export { CodedError, ContainerdError, ErrorCode, codeOfGrpcStatus, errorCode, fromGrpcError, ignoreNotFound, isErrorCode, isNotFound, isAlreadyExists } from './errors.js';
 export {
   packSpec,
   unpackSpec,
@@ -30,4 +29,4 @@ export {
 } from './any.js';
 export { ContainerdSupervisor, type SupervisorOptions } from './supervisor.js';
 export { EventLoop, type EventLoopOptions } from './event-loop.js';
-export { silentLogger, type Logger } from './log.js';
+export { silentLogger, type Logger } from '../common/log.js';

@@ -10,7 +10,8 @@ import { delimiter, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerdClient } from './client.js';
 import { ContainerdError, ErrorCode } from './errors.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from '../common/log.js';
+import { containerdDir } from '../common/paths.js';
 
 export interface SupervisorOptions {
   /** containerd keeps everything under `<dataDir>/containerd`. */
@@ -65,7 +66,7 @@ export class ContainerdSupervisor extends EventEmitter<SupervisorEvents> {
   constructor(options: SupervisorOptions) {
     super();
     if (!options.dataDir) throw new ContainerdError(ErrorCode.InvalidArgument, 'supervisor: dataDir is required');
-    this.dir = join(resolve(options.dataDir), 'containerd');
+    this.dir = containerdDir(resolve(options.dataDir));
     this.socketPath = join(this.dir, 'containerd.sock');
     this.configPath = join(this.dir, 'config.toml');
     this.logPath = join(this.dir, 'containerd.log');

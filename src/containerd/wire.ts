@@ -1,10 +1,9 @@
 // The protobuf side of the wire: loads protos/ once per thread and builds the
 // codecs that the gRPC client and the Any helpers use. Nothing outside
 // src/containerd/ sees protobuf messages; they leave here as plain objects.
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isAbsolute, join } from 'node:path';
 import protobuf from 'protobufjs';
+import { protosDir } from '../common/protos.js';
 
 const PROTO_FILES = [
   'containerd/services/containers/v1/containers.proto',
@@ -15,18 +14,6 @@ const PROTO_FILES = [
   'containerd/runc/v1/options.proto',
   'grpc/health/v1/health.proto',
 ];
-
-/** Walks up from this module (src/ when run from source, dist/src/ when built). */
-export function protosDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'protos');
-    if (existsSync(join(candidate, 'containerd'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('plugind: protos/ directory not found above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
 
 let root: protobuf.Root | undefined;
 

@@ -4,12 +4,11 @@
 // policies, and merges metrics. It never touches a plugin itself.
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
+import { pluginPaths, pluginsDir } from '../common/paths.js';
 import {
-  shardOf,
   validateId,
   type LogChunk,
   type OciSpec,
@@ -19,6 +18,7 @@ import {
   type StreamName,
 } from '../executor/index.js';
 import { ServiceMetrics } from './metrics.js';
+import { shardOf } from './shard-map.js';
 import { LOGS_WINDOW, type LogsControl, type LogsMessage, type RestoreCounts, type ShardPush } from './protocol.js';
 import { ReportedExits } from './reported-exits.js';
 import { Shard, ShardError } from './shard.js';
@@ -52,11 +52,6 @@ const LAG_SEEN_MAX = 4096;
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
-/** Where a namespace's plugin FIFOs (`fifo/`), logs (`logs/`) and told exits live. */
-export function pluginsDir(dataDir: string, namespace: string): string {
-  return join(dataDir, 'plugins', namespace);
-}
-
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly metrics = new ServiceMetrics(() => this.containerdHealthy());
   readonly shards: Shard[];
@@ -86,7 +81,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
     const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.#reported = new ReportedExits(join(dataDir, 'reported-exits'), (err, first) => {
+    this.#reported = new ReportedExits(pluginPaths(dataDir).reportedExits, (err, first) => {
       this.metrics.stateWriteErrors.inc();
       if (first) this.#log.warn({ err }, 'cannot write reported-exits (full disk?); exits told meanwhile are kept in memory only');
     });

@@ -1,1 +1,2 @@
-export { Coordinator, pluginsDir, type CoordinatorOptions, type PluginInfo } from './coordinator.js';
+export { Coordinator, type CoordinatorOptions, type PluginInfo } from './coordinator.js';
+export { shardOf } from './shard-map.js';

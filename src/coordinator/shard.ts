@@ -8,8 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { CodedError, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
-import { FdLedger } from '../executor/index.js';
+import { CodedError, ErrorCode } from '../common/errors.js';
+import { silentLogger, type Logger } from '../common/log.js';
+import { FdLedger } from './fd-ledger.js';
 import type { RestoreCounts, Result, ShardPush, ShardReplies, ShardRequest, WorkerConfig } from './protocol.js';
 
 type Kind = ShardRequest['kind'];

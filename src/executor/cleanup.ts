@@ -1,7 +1,7 @@
 // Forced cleanup of one id: what a failed create, a replace, remove() and a
 // restore of a half-made plugin all need, whatever pieces are left.
 import { rm } from 'node:fs/promises';
-import { isNotFound } from '../containerd/index.js';
+import { ignoreNotFound, isNotFound } from '../common/errors.js';
 import { SIGKILL, logDir, type ExecutorContext } from './context.js';
 import type { FifoSet } from './fifo.js';
 import type { PluginIO } from './stdio.js';
@@ -11,7 +11,7 @@ export async function removeEverything(ctx: ExecutorContext, id: string, io: Plu
   const steps: Array<Promise<unknown>> = [];
   await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
   io?.destroy();
-  steps.push(ctx.client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err))));
+  steps.push(ctx.client.containers.delete(id).catch(ignoreNotFound));
   if (fifos) steps.push(ctx.fifos.remove(fifos));
   if (!keepLogs) steps.push(rm(logDir(ctx, id), { recursive: true, force: true }));
   const results = await Promise.allSettled(steps);
@@ -27,7 +27,7 @@ export async function forceDeleteTask(ctx: ExecutorContext, id: string): Promise
     if (isNotFound(err)) return;
   }
   // A Created task can't be deleted until killed (nor can a running one).
-  await ctx.client.tasks.kill(id, SIGKILL, { all: true }).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
-  await ctx.client.tasks.wait(id, { timeoutMs: 10_000 }).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
-  await ctx.client.tasks.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+  await ctx.client.tasks.kill(id, SIGKILL, { all: true }).catch(ignoreNotFound);
+  await ctx.client.tasks.wait(id, { timeoutMs: 10_000 }).catch(ignoreNotFound);
+  await ctx.client.tasks.delete(id).catch(ignoreNotFound);
 }

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Any, ContainerdClient, Logger } from '../containerd/index.js';
-import type { FifoPool } from './fifo.js';
+import type { FifoPool, FifoSet } from './fifo.js';
 import type { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { Plugin, PluginExit } from './plugin.js';
 import type { PluginSettings } from './settings.js';
@@ -35,4 +35,17 @@ export const UNKNOWN_EXIT_STATUS = 255;
 
 export function logDir(ctx: ExecutorContext, id: string): string {
   return join(ctx.logRoot, id);
+}
+
+/**
+ * Removes a FIFO set (or recycles it into the pool) as part of cleaning up:
+ * a failure must not fail the cleanup, but it leaves a set behind, so it is
+ * said (the next restore's sweep removes strays).
+ */
+export async function dropFifos(ctx: ExecutorContext, set: FifoSet, how: 'remove' | 'recycle' = 'remove'): Promise<void> {
+  try {
+    await (how === 'recycle' ? ctx.fifos.recycle(set) : ctx.fifos.remove(set));
+  } catch (err) {
+    ctx.log.warn({ err, fifos: set.dir }, 'FIFO set not removed; the next restore sweeps it');
+  }
 }

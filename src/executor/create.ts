@@ -4,7 +4,7 @@
 import { rm } from 'node:fs/promises';
 import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Process } from '../containerd/index.js';
 import { removeEverything } from './cleanup.js';
-import { logDir, type ExecutorContext } from './context.js';
+import { dropFifos, logDir, type ExecutorContext } from './context.js';
 import { PluginError, forPlugin } from './errors.js';
 import { setName, type FifoSet } from './fifo.js';
 import { newPlugin } from './plugin.js';
@@ -23,11 +23,11 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
   const { keepLogs } = how;
   const known = ctx.plugins.get(id);
   if (known && known.state !== 'stopped') {
-    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`);
+    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`, { plugin: id });
   }
   // A stopped plugin is still the user's (listed, its logs kept): replacing it is asked for, not assumed.
   if (known && !how.replace) {
-    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`);
+    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`, { plugin: id });
   }
   const container = { id, labels: settingsToLabels(settings), runtime: ctx.runtime, spec: packed };
   // A stopped record we know of is replaced without a failing create first.
@@ -39,7 +39,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     try {
       return { fifos, io: await PluginIO.open(fifos, logDir(ctx, id), ctx.stdioOptions(id, settings)) };
     } catch (err) {
-      await ctx.fifos.remove(fifos).catch(() => {});
+      await dropFifos(ctx, fifos);
       throw err;
     }
   };
@@ -53,7 +53,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     // An old record's cleanup removes its log dir: give up what was prepared first.
     const p = await prepared.catch(() => undefined);
     p?.io.destroy();
-    await Promise.all([p && ctx.fifos.remove(p.fifos).catch(() => {}), stale ? undefined : rm(logDir(ctx, id), { recursive: true, force: true })]);
+    await Promise.all([p && dropFifos(ctx, p.fifos), stale ? undefined : rm(logDir(ctx, id), { recursive: true, force: true })]);
     if (!stale) throw forPlugin(id, err);
     await replaceStale(ctx, id, keepLogs);
     try {
@@ -95,7 +95,7 @@ async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean)
     if (!isNotFound(err)) throw forPlugin(id, err);
   }
   if (task && (task.status === 'running' || task.status === 'paused' || task.status === 'pausing')) {
-    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${task.pid})`);
+    throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${task.pid})`, { plugin: id });
   }
   const old = ctx.plugins.get(id);
   ctx.plugins.delete(id);

@@ -9,7 +9,6 @@
 // labels) until remove(), unless it was created with autoRemove. This class
 // is the queued facade; the work is done in create.ts, exit.ts, stop.ts,
 // restore.ts, sweep.ts and cleanup.ts, on a shared ExecutorContext.
-import { join } from 'node:path';
 import {
   ErrorCode,
   packRuncOptions,
@@ -22,6 +21,7 @@ import {
   silentLogger,
   type Logger,
 } from '../containerd/index.js';
+import { pluginPaths } from '../common/paths.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
 import { createPlugin, type CreateHow } from './create.js';
@@ -106,8 +106,8 @@ export class Executor {
     this.#ctx = {
       client: options.client,
       runtime,
-      fifos: new FifoPool({ root: join(options.dataDir, 'fifo'), poolName: `.pool${options.name ? `-${options.name}` : ''}` }),
-      logRoot: join(options.dataDir, 'logs'),
+      fifos: new FifoPool({ root: pluginPaths(options.dataDir).fifo, poolName: `.pool${options.name ? `-${options.name}` : ''}` }),
+      logRoot: pluginPaths(options.dataDir).logs,
       queue: new KeyedQueue(),
       reapSlots: new Semaphore(REAP_CONCURRENCY),
       plugins: new Map<string, Plugin>(),
@@ -175,14 +175,14 @@ export class Executor {
    */
   async recreate(id: string): Promise<{ pid: number }> {
     const p = this.#get(id);
-    if (p.state !== 'stopped') throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is not stopped`);
+    if (p.state !== 'stopped') throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is not stopped`, { plugin: id });
     let container: Container;
     try {
       container = await this.#ctx.client.containers.get(id);
     } catch (err) {
       throw forPlugin(id, err);
     }
-    if (!container.spec) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} has no spec to run again`);
+    if (!container.spec) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} has no spec to run again`, { plugin: id });
     // Its logs carry on across runs, as a restarted container's do.
     return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsFromLabels(container.labels), { replace: true, keepLogs: true });
   }
@@ -229,7 +229,7 @@ export class Executor {
     const p = this.#get(id);
     if (p.state !== 'stopped') {
       if (!options.force) {
-        throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`);
+        throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`, { plugin: id });
       }
       await this.stop(id, 0);
     }
@@ -288,7 +288,7 @@ export class Executor {
    * in which a plugin exiting now still gets its output to the file; what
    * was read is flushed. Plugins keep running; what they write meanwhile
    * waits in the pipe for the next reader (held there, once a plugin exits,
-   * by the FIFO keeper: see fifo-keeper.ts).
+   * by the FIFO keeper: see src/keeper/main.ts).
    */
   async close(): Promise<void> {
     cancelLateChecks(this.#ctx);

@@ -1,8 +1,8 @@
 // Exits, told once and then reaped: the exit recorded on the container, the
 // task deleted (a few at a time), output drained, FIFOs recycled or removed.
 import { rm } from 'node:fs/promises';
-import { isNotFound } from '../containerd/index.js';
-import { logDir, type ExecutorContext } from './context.js';
+import { ignoreNotFound, isNotFound } from '../common/errors.js';
+import { dropFifos, logDir, type ExecutorContext } from './context.js';
 import type { FifoSet } from './fifo.js';
 import type { ExitSeen, Plugin, PluginExit } from './plugin.js';
 import { exitToLabels } from './settings.js';
@@ -75,13 +75,13 @@ export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undef
     if (io) {
       // Cleanly ended FIFOs go back to the pool: no mkfifo, no unlink.
       const clean = await io.close();
-      await (clean ? ctx.fifos.recycle(io.fifos) : ctx.fifos.remove(io.fifos)).catch(() => {});
+      await dropFifos(ctx, io.fifos, clean ? 'recycle' : 'remove');
     } else if (fifos) {
-      await ctx.fifos.remove(fifos).catch(() => {});
+      await dropFifos(ctx, fifos);
     }
   }
   if (p.settings.autoRemove) {
-    await ctx.client.containers.delete(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    await ctx.client.containers.delete(id).catch(ignoreNotFound);
     await rm(logDir(ctx, id), { recursive: true, force: true });
     if (ctx.plugins.get(id) === p) ctx.plugins.delete(id);
   }

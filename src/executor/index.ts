@@ -2,13 +2,12 @@
 export { Executor } from './executor.js';
 export type { CreateOptions, ExecutorOptions, LogsOptions } from './executor.js';
 export type { PluginExit, PluginState, PluginStatus } from './plugin.js';
-export { parseSignal, validateSpec, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from './validate.js';
+export { parseSignal, validateSpec } from './validate.js';
+export { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 export { PluginError, ErrorCode, errorCode } from './errors.js';
 export { validateId, MAX_ID_LENGTH } from './ids.js';
 export { defaultSpec, hostnameFor, jsonDepth, mergeEnv, withInit, INIT_PATH, MAX_SPEC_DEPTH, type OciSpec, type DefaultSpecOptions } from './spec.js';
-export { LABEL, MANAGED_FILTER, MAX_LOG_FILES, MAX_LOG_SIZE, normalizeSettings, type PluginSettings, type PluginSettingsInput, type LogSettings } from './settings.js';
+export { LABEL, MANAGED_FILTER, normalizeSettings, type PluginSettings, type PluginSettingsInput, type LogSettings } from './settings.js';
 export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
-export { FdLedger } from './fd-ledger.js';
-export { shardOf } from './shard-map.js';
 export type { ErrnoClass, FdHooks } from './log-file.js';

@@ -2,7 +2,7 @@
 // restore-decision.ts what to do, and does it inside the id's queue.
 import { isNotFound, type Container, type Process } from '../containerd/index.js';
 import { forceDeleteTask, removeEverything } from './cleanup.js';
-import { UNKNOWN_EXIT_STATUS, logDir, type ExecutorContext } from './context.js';
+import { UNKNOWN_EXIT_STATUS, dropFifos, logDir, type ExecutorContext } from './context.js';
 import { forPlugin, notFound } from './errors.js';
 import { exitLater, reap } from './exit.js';
 import { validateId } from './ids.js';
@@ -80,7 +80,7 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         // took is nobody's: it goes now.
         if (action.track) {
           ctx.plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
-          for (const set of await ctx.fifos.setsOf(id)) await ctx.fifos.remove(set).catch(() => {});
+          for (const set of await ctx.fifos.setsOf(id)) await dropFifos(ctx, set);
         }
         exitLater(ctx, id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
         lookAgainLater(ctx, id, (again) => restore(ctx, again));
@@ -91,7 +91,7 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         // the task is never started. Drop it; the exit stays on record.
         ctx.log.warn({ plugin: id }, 'deleting a task created after its plugin was reported exited');
         await forceDeleteTask(ctx, id);
-        if (taskFifos) await ctx.fifos.remove(taskFifos).catch(() => {});
+        if (taskFifos) await dropFifos(ctx, taskFifos);
         if (action.reap) await reap(ctx, action.known, undefined);
         break;
       case 'remove-half-created':

@@ -1,5 +1,6 @@
 // Per-plugin settings that must survive a plugind restart live in container
 // labels under io.plugind.*: containerd keeps plugins' state, not plugind.
+import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
 import type { LogMode } from './stdio.js';
@@ -39,8 +40,6 @@ export interface PluginSettings {
 export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
 
 export const DEFAULT_LOG: LogSettings = { mode: 'blocking', ...DEFAULT_ROTATION, bufferSize: 1 << 20 };
-export const MAX_LOG_SIZE = 2 ** 40;
-export const MAX_LOG_FILES = 100;
 const RESTART_RE = /^(no|on-failure(:[1-9][0-9]{0,5})?)$/;
 
 function positiveInt(name: string, v: unknown, max: number): number {

@@ -1,7 +1,7 @@
 // Signals and stop: moby's SIGTERM-then-SIGKILL, tolerant of the kill that
 // races the exit. The exit itself is handled by exit.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCode, isErrorCode, isNotFound } from '../containerd/index.js';
+import { ErrorCode, ignoreNotFound, isErrorCode, isNotFound } from '../common/errors.js';
 import { SIGKILL, SIGTERM, UNKNOWN_EXIT_STATUS, type ExecutorContext } from './context.js';
 import { forPlugin } from './errors.js';
 import { handleExit } from './exit.js';
@@ -65,7 +65,7 @@ async function killUnlessGone(ctx: ExecutorContext, id: string, signal: number):
   } catch (err) {
     if (isNotFound(err)) return;
     if (isErrorCode(err, ErrorCode.DeadlineExceeded)) throw err;
-    const task = await ctx.client.tasks.get(id).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
+    const task = await ctx.client.tasks.get(id).catch(ignoreNotFound);
     if (task && task.status !== 'stopped') throw err;
   }
 }

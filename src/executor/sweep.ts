@@ -3,8 +3,8 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Process } from '../containerd/index.js';
-import { logDir, type ExecutorContext } from './context.js';
-import { ErrorCode, PluginError } from './errors.js';
+import { dropFifos, logDir, type ExecutorContext } from './context.js';
+import { isNotFound } from '../common/errors.js';
 import { idOfSet } from './fifo.js';
 
 // When to look again for the task of a plugin found without one (a task
@@ -21,7 +21,7 @@ export function lookAgainLater(ctx: ExecutorContext, id: string, restore: (id: s
       ctx.lateChecks.delete(timer);
       if (ctx.plugins.get(id)?.state !== 'stopped') return;
       void restore(id).catch((err: Error) => {
-        if (!(err instanceof PluginError && err.code === ErrorCode.NotFound)) ctx.log.warn({ plugin: id, err }, 'late task check failed');
+        if (!isNotFound(err)) ctx.log.warn({ plugin: id, err }, 'late task check failed');
       });
     }, ms);
     timer.unref();
@@ -43,7 +43,7 @@ export async function removeStrayFifos(ctx: ExecutorContext, tasks: Process[]): 
     // A create of this id may hold a set it has not handed to containerd yet.
     if (!ctx.owns(id) || ctx.queue.has(id)) continue;
     const set = ctx.fifos.setOf(join(ctx.fifos.root, name, 'stdout'));
-    if (set && !inUse.has(set.dir)) await ctx.fifos.remove(set).catch(() => {});
+    if (set && !inUse.has(set.dir)) await dropFifos(ctx, set);
   }
 }
 

@@ -2,12 +2,10 @@
 // late (or not at all) is refused here with a message naming the field.
 import { constants as osConstants } from 'node:os';
 import { stat } from 'node:fs/promises';
+import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 import { packSpec, type Any } from '../containerd/index.js';
 import { invalidArgument } from './errors.js';
 import { MAX_SPEC_DEPTH, jsonDepth, type OciSpec } from './spec.js';
-
-export const MAX_SPEC_BYTES = 1 << 20;
-export const MAX_STOP_TIMEOUT_MS = 3600_000;
 
 /** Accepts a signal number or name (`TERM`, `SIGTERM`, `sigterm`). */
 export function parseSignal(signal: number | string): number {

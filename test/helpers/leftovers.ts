@@ -1,8 +1,8 @@
-// What is left of plugins in containerd and in an executor's data dir
+// What is left of plugins in containerd and in a namespace's plugins dir
 // (`fifo/`, `logs/`): the leak check every fault scenario ends with.
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ContainerdClient } from '../../src/containerd/index.js';
+import { pluginPaths } from '../../src/common/paths.js';
 import { idOfSet } from '../../src/executor/fifo.js';
 
 /**
@@ -13,11 +13,12 @@ export async function leftoversIn(c: ContainerdClient, dir: string, keep: Iterab
   if (!existsSync(dir)) throw new Error(`${dir} does not exist: no plugin data dir to check`);
   const kept = new Set(keep);
   const found: string[] = [];
+  const paths = pluginPaths(dir);
   for (const x of await c.containers.list()) if (!kept.has(x.id)) found.push(`container ${x.id}`);
   for (const t of await c.tasks.list()) if (!kept.has(t.containerId)) found.push(`task ${t.containerId} (${t.status})`);
   // Pool dirs (dot-named) hold spare FIFO sets, not plugins'.
-  for (const name of readdirOr(join(dir, 'fifo'))) if (!name.startsWith('.') && !kept.has(idOfSet(name))) found.push(`fifo set ${name}`);
-  for (const name of readdirOr(join(dir, 'logs'))) if (!kept.has(name)) found.push(`log dir ${name}`);
+  for (const name of readdirOr(paths.fifo)) if (!name.startsWith('.') && !kept.has(idOfSet(name))) found.push(`fifo set ${name}`);
+  for (const name of readdirOr(paths.logs)) if (!kept.has(name)) found.push(`log dir ${name}`);
   return found;
 }
 

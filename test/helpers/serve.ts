@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
 import type { ContainerdClient } from '../../src/containerd/index.js';
-import { pluginsDir } from '../../src/coordinator/index.js';
-import { keeperPaths, stopFifoKeeper } from '../../src/executor/fifo-keeper.js';
+import { apiSocketPath, pluginsDir } from '../../src/common/paths.js';
+import { keeperPaths, stopFifoKeeper } from '../../src/keeper/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
 import { leftoversIn } from './leftovers.js';
 
@@ -99,7 +99,7 @@ export async function stopKeeper(dataDir: string, namespace: string): Promise<vo
 export async function serve(opts: { dataDir: string; containerdAddress?: string; namespace: string; workers?: number; extra?: string[] }): Promise<Served> {
   mkdirSync(opts.dataDir, { recursive: true });
   keepers.add(pluginsDir(opts.dataDir, opts.namespace));
-  const address = `unix://${join(opts.dataDir, 'plugind.sock')}`;
+  const address = `unix://${apiSocketPath(opts.dataDir)}`;
   const args = [
     '--import',
     'tsx',

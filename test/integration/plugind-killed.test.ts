@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { PluginsClient } from '../../src/api/client.js';
-import { keeperPaths } from '../../src/executor/fifo-keeper.js';
+import { keeperPaths } from '../../src/keeper/index.js';
 import type { Harness } from '../helpers/containerd.js';
 import { pool } from '../helpers/pool.js';
 import { leftovers, logText, metricsText, pluginsDir, sample, serve, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { ExitEvent, ServerStream } from '../../src/api/client.js';
-import { shardOf } from '../../src/executor/index.js';
+import { shardOf } from '../../src/coordinator/shard-map.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from '../helpers/containerd.js';
 import { cli as runCli, logText, metricsText, sample, serve, until, type Served } from '../helpers/serve.js';
 import { pool } from '../helpers/pool.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { ExitEvent } from '../../src/api/client.js';
-import { shardOf } from '../../src/executor/index.js';
+import { shardOf } from '../../src/coordinator/shard-map.js';
 import type { Harness } from '../helpers/containerd.js';
 import { leftovers, metricsText, sample, startServed, until, usage, type Served, type ServedRig } from '../helpers/serve.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { shardOf } from '../../src/executor/shard-map.js';
+import { shardOf } from '../../src/coordinator/shard-map.js';
 
 test('rendezvous hashing: stable, spread out, and minimal movement when shards grow', () => {
   const ids = Array.from({ length: 4000 }, (_, i) => `plugin-${i}`);

@@ -1,5 +1,5 @@
-// The logging surface the containerd layer needs: a subset of pino's, so a
-// pino logger (or a child of one) can be passed as it is.
+// The logging surface every layer needs: a subset of pino's, so a pino
+// logger (or a child of one) can be passed as it is.
 export interface Logger {
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;

@@ -13,7 +13,7 @@
 // renamed back into a pool). It exits when the root is gone or on SIGTERM,
 // and writes its pid to the pid file it is given.
 //
-// Usage: node fifo-keeper.js <fifo root> <pid file>
+// Usage: node dist/src/keeper/main.js <fifo root> <pid file> (started by keeper.ts)
 import { closeSync, constants as fsc, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 

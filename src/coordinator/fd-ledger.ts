@@ -4,7 +4,7 @@
 // libuv through their sockets, and Node's own tracking would close them a
 // second time, hitting whatever reused the number.)
 import { closeSync } from 'node:fs';
-import type { FdHooks } from './log-file.js';
+import type { FdHooks } from '../executor/index.js';
 
 export const FD_LEDGER_BYTES = 1 << 13; // fds 0..65535
 

@@ -1,0 +1,33 @@
+// The data dir's layout, worked out here only:
+//
+//   <data dir>/plugind.sock              the API socket (default address)
+//   <data dir>/plugind.pid               one plugind per data dir
+//   <data dir>/containerd/               the embedded containerd
+//   <data dir>/plugins/<namespace>/      one namespace's plugins:
+//       fifo/  logs/  reported-exits  fifo-keeper.pid
+import { join } from 'node:path';
+
+export const apiSocketPath = (dataDir: string): string => join(dataDir, 'plugind.sock');
+export const pidFilePath = (dataDir: string): string => join(dataDir, 'plugind.pid');
+export const containerdDir = (dataDir: string): string => join(dataDir, 'containerd');
+
+/** Where a namespace's plugin FIFOs, logs and told exits live. */
+export function pluginsDir(dataDir: string, namespace: string): string {
+  return join(dataDir, 'plugins', namespace);
+}
+
+export interface PluginPaths {
+  /** FIFO sets, `<id>.<random>/{stdout,stderr}`; dot-named pools of spare sets. */
+  fifo: string;
+  /** `<id>/{stdout,stderr}.log` and their rotated files. */
+  logs: string;
+  /** The exits already told (see ReportedExits). */
+  reportedExits: string;
+  /** The FIFO keeper's pid file. */
+  keeperPid: string;
+}
+
+/** What is in a namespace's plugins dir (from pluginsDir). */
+export function pluginPaths(dir: string): PluginPaths {
+  return { fifo: join(dir, 'fifo'), logs: join(dir, 'logs'), reportedExits: join(dir, 'reported-exits'), keeperPid: join(dir, 'fifo-keeper.pid') };
+}
