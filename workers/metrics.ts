@@ -6,7 +6,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ErrnoClass, PluginStatus, StreamName } from '../src/executor/index.js';
 
-const STATES = ['created', 'running', 'stopped', 'paused', 'unknown'] as const;
+const STATES = ['created', 'running', 'stopped', 'paused'] as const;
 
 export class ShardMetrics {
   readonly registry = new Registry();

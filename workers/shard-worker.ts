@@ -1,15 +1,18 @@
 // A shard worker: one thread that owns a containerd connection, the executor
 // of the plugin ids that hash to its shard, their stdio copy loops and its
 // metrics. The coordinator talks to it through piscina tasks (see
-// src/coordinator/protocol.ts); exits are pushed back on parentPort.
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+// src/coordinator/protocol.ts) and one-way notices; exits it finds itself
+// are pushed back on parentPort.
+import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pino } from 'pino';
 import { CodedError, ErrorCode, errorCode } from '../src/common/errors.js';
 import { connect, type ContainerdClient } from '../src/containerd/index.js';
 import type {
   LogsControl,
   LogsMessage,
+  PluginRequest,
   Result,
+  ShardNotice,
   ShardPush,
   ShardReplies,
   ShardRequest,
@@ -20,6 +23,8 @@ import { FdLedger } from '../src/coordinator/fd-ledger.js';
 import { shardOf } from '../src/coordinator/shard-map.js';
 import { Executor, type LogChunk } from '../src/executor/index.js';
 import { ShardMetrics, nowMs } from './metrics.js';
+
+if (isMainThread || !parentPort) throw new Error('workers/shard-worker.ts is the entry of a shard worker thread (see src/coordinator/shard.ts), not a program');
 
 const config = workerData as WorkerConfig;
 const log = pino({ level: config.logLevel, base: { shard: config.shard } });
@@ -48,29 +53,34 @@ function start(): Promise<State> {
       onDropped: (stream, n) => metrics.dropped(stream, n),
       onLogWriteError: (errno) => metrics.logWriteError(errno),
       logger: log,
-      onExit: (exit) => {
-        let restart = 'no';
-        try {
-          restart = executor.status(exit.id).settings.restart;
-        } catch {
-          /* removed at exit (autoRemove) */
-        }
-        const push: ShardPush = { kind: 'exit', shard: config.shard, exit, restart };
-        parentPort?.postMessage(push);
-      },
+      onExit: (exit) => parentPort?.postMessage({ kind: 'exit', exit } satisfies ShardPush),
     });
     return { client, executor, metrics };
   })();
   return state;
 }
 
+/**
+ * Exit events from the coordinator, on the port the first init brought.
+ * Each waits for the restore, as every request does: one handled before its
+ * plugin is restored would find no plugin, and the restore (listed before
+ * the exit) would then take the task for running.
+ */
+function listen(port: MessagePort, done: Promise<unknown>, executor: Executor): void {
+  port.on('message', (n: ShardNotice) => void done.then(() => executor.handleEvent(n.event, { told: n.told })));
+}
+
 /** Restores this shard's plugins once; every other request waits for it. */
-function init(): Promise<ShardReplies['init']> {
+function init(notices?: MessagePort): Promise<ShardReplies['init']> {
   restored ??= start().then(async ({ executor }) => {
     const counts = await executor.restoreAll();
     log.info(counts, 'shard restored');
     return counts;
   });
+  if (notices) {
+    const done = restored;
+    void start().then(({ executor }) => listen(notices, done, executor));
+  }
   return restored;
 }
 
@@ -117,53 +127,48 @@ async function streamLogs(executor: Executor, req: Extract<ShardRequest, { kind:
   return null;
 }
 
-async function dispatch(req: ShardRequest): Promise<unknown> {
-  if (req.kind === 'crash') {
-    if (!config.testHooks) throw new CodedError(ErrorCode.FailedPrecondition, 'crash is a test hook and is disabled');
-    // An uncaught exception, as a bug would raise: the thread dies.
-    setImmediate(() => {
-      throw new Error(`shard ${config.shard}: crash requested (test hook)`);
-    });
-    return null;
-  }
-  if (req.kind === 'init') return init();
-  await init();
-  const { executor, metrics } = await start();
+type Kind = PluginRequest['kind'];
+type Handlers = { [K in Kind]: (req: Extract<PluginRequest, { kind: K }>, s: State) => ShardReplies[K] | Promise<ShardReplies[K]> };
 
-  switch (req.kind) {
-    case 'create': {
-      const res = await executor.create(req.id, req.spec, req.settings, { replace: req.replace });
-      return { ...res, startedAtMs: nowMs() };
-    }
-    case 'recreate':
-      return executor.recreate(req.id);
-    case 'status':
-      return executor.status(req.id);
-    case 'list':
-      return executor.list();
-    case 'signal':
-      return { delivered: await executor.signal(req.id, req.signal) };
-    case 'stop':
-      return executor.stop(req.id, req.timeoutMs);
-    case 'remove':
-      await executor.remove(req.id, { force: req.force });
-      return null;
-    case 'logs':
-      return streamLogs(executor, req);
-    case 'event':
-      executor.handleEvent(req.event);
-      return null;
-    case 'reconcile':
-      return executor.restoreAll();
-    case 'metrics':
-      return metrics.registry.getMetricsAsJSON();
-    case 'shutdown': {
-      if (req.stopPlugins) await Promise.allSettled(executor.list().map((p) => (p.state === 'stopped' ? undefined : executor.stop(p.id))));
-      await executor.close();
-      (await start()).client.close();
-      return null;
-    }
-  }
+/** One handler per request kind, each typed by its request and its reply. */
+const handlers: Omit<Handlers, 'init'> = {
+  create: async (req, { executor }) => ({ ...(await executor.create(req.id, req.spec, req.settings, { replace: req.replace })), startedAtMs: nowMs() }),
+  recreate: (req, { executor }) => executor.recreate(req.id),
+  status: (req, { executor }) => executor.status(req.id),
+  list: (_req, { executor }) => executor.list(),
+  signal: async (req, { executor }) => ({ delivered: await executor.signal(req.id, req.signal) }),
+  stop: (req, { executor }) => executor.stop(req.id, req.timeoutMs),
+  remove: async (req, { executor }) => {
+    await executor.remove(req.id, { force: req.force });
+    return null;
+  },
+  logs: (req, { executor }) => streamLogs(executor, req),
+  reconcile: (_req, { executor }) => executor.restoreAll(),
+  metrics: (_req, { metrics }) => metrics.registry.getMetricsAsJSON(),
+  shutdown: async (req, { executor, client }) => {
+    if (req.stopPlugins) await Promise.allSettled(executor.list().map((p) => (p.state === 'stopped' ? undefined : executor.stop(p.id))));
+    await executor.close();
+    client.close();
+    return null;
+  },
+};
+
+/** The test hook, fenced: only a worker started with testHooks honours it. */
+function crash(): null {
+  if (!config.testHooks) throw new CodedError(ErrorCode.FailedPrecondition, 'crash is a test hook and is disabled');
+  // An uncaught exception, as a bug would raise: the thread dies.
+  setImmediate(() => {
+    throw new Error(`shard ${config.shard}: crash requested (test hook)`);
+  });
+  return null;
+}
+
+async function dispatch(req: ShardRequest): Promise<unknown> {
+  if (req.kind === 'crash') return crash();
+  if (req.kind === 'init') return init(req.notices);
+  await init();
+  const handler = handlers[req.kind] as (r: PluginRequest, s: State) => unknown;
+  return handler(req, await start());
 }
 
 export default async function handle(req: ShardRequest): Promise<Result<unknown>> {

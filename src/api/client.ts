@@ -20,7 +20,7 @@ import {
 
 export interface Plugin {
   id: string;
-  state: 'created' | 'running' | 'stopped' | 'paused' | 'unknown';
+  state: 'created' | 'running' | 'stopped' | 'paused';
   pid: number;
   shard: number;
   createdAt: Date | undefined;

@@ -4,7 +4,7 @@
 //   <data dir>/plugind.pid               one plugind per data dir
 //   <data dir>/containerd/               the embedded containerd
 //   <data dir>/plugins/<namespace>/      one namespace's plugins:
-//       fifo/  logs/  reported-exits  fifo-keeper.pid
+//       fifo/  logs/  told-exits  fifo-keeper.pid
 import { join } from 'node:path';
 
 export const apiSocketPath = (dataDir: string): string => join(dataDir, 'plugind.sock');
@@ -21,13 +21,15 @@ export interface PluginPaths {
   fifo: string;
   /** `<id>/{stdout,stderr}.log` and their rotated files. */
   logs: string;
-  /** The exits already told (see ReportedExits). */
-  reportedExits: string;
+  /** The exits already told (see ToldExits). */
+  toldExits: string;
+  /** Where a plugind before 0.2 kept them; read once, then removed. */
+  formerToldExits: string;
   /** The FIFO keeper's pid file. */
   keeperPid: string;
 }
 
 /** What is in a namespace's plugins dir (from pluginsDir). */
 export function pluginPaths(dir: string): PluginPaths {
-  return { fifo: join(dir, 'fifo'), logs: join(dir, 'logs'), reportedExits: join(dir, 'reported-exits'), keeperPid: join(dir, 'fifo-keeper.pid') };
+  return { fifo: join(dir, 'fifo'), logs: join(dir, 'logs'), toldExits: join(dir, 'told-exits'), formerToldExits: join(dir, 'reported-exits'), keeperPid: join(dir, 'fifo-keeper.pid') };
 }

@@ -20,7 +20,8 @@ import {
 import { ServiceMetrics } from './metrics.js';
 import { shardOf } from './shard-map.js';
 import { LOGS_WINDOW, type LogsControl, type LogsMessage, type RestoreCounts, type ShardPush } from './protocol.js';
-import { ReportedExits } from './reported-exits.js';
+import { ToldExits } from './told-exits.js';
+import { Restarts, type RestartBackoff } from './restarts.js';
 import { Shard, ShardError } from './shard.js';
 
 export interface CoordinatorOptions {
@@ -36,7 +37,7 @@ export interface CoordinatorOptions {
   /** Enables crashWorker() (tests). */
   testHooks?: boolean;
   /** Restart-policy backoff, doubling from initialMs to maxMs. Default 200 / 10 000 ms. */
-  restartBackoff?: { initialMs?: number; maxMs?: number };
+  restartBackoff?: RestartBackoff;
 }
 
 export interface PluginInfo extends PluginStatus {
@@ -55,19 +56,23 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly metrics = new ServiceMetrics(() => this.containerdHealthy());
   readonly shards: Shard[];
-  readonly #o: CoordinatorOptions;
   readonly #log: Logger;
   readonly #client: ContainerdClient;
   readonly #loop: EventLoop;
-  readonly #restarts = new Map<string, number>();
-  readonly #manualStops = new Set<string>();
+  readonly #restarts: Restarts;
+  /**
+   * The pid of each plugin's running task, as far as this thread knows
+   * (from create, restart and restore replies): an exit event that matches
+   * it is told here, as it arrives, before any thread hop.
+   */
+  readonly #running = new Map<string, number>();
   /** The pid of the last exit event observed per id: containerd may deliver one twice. */
   readonly #lagSeen = new Map<string, number>();
   /**
    * The last exit told per id, kept across restarts: a worker (or plugind)
    * that died between telling an exit and recording it tells it again.
    */
-  readonly #reported: ReportedExits;
+  readonly #told: ToldExits;
   #ready = false;
   #closing = false;
 
@@ -76,15 +81,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.setMaxListeners(0);
     const workers = options.workers ?? 2;
     if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new RangeError(`workers ${workers}: want 1 to 256`);
-    this.#o = options;
     this.#log = options.logger ?? silentLogger;
+    this.#restarts = new Restarts(options.restartBackoff);
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
     const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.#reported = new ReportedExits(pluginPaths(dataDir).reportedExits, (err, first) => {
+    const paths = pluginPaths(dataDir);
+    const onWriteError = (err: NodeJS.ErrnoException, first: boolean): void => {
       this.metrics.stateWriteErrors.inc();
-      if (first) this.#log.warn({ err }, 'cannot write reported-exits (full disk?); exits told meanwhile are kept in memory only');
-    });
+      if (first) this.#log.warn({ err }, 'cannot write told-exits (full disk?); exits told meanwhile are kept in memory only');
+    };
+    this.#told = new ToldExits(paths.toldExits, onWriteError, paths.formerToldExits);
     const config = {
       shards: workers,
       address: options.containerdAddress,
@@ -104,6 +111,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           onReplaced: ({ shard, reason }) => {
             this.metrics.workerRestarts.inc();
             this.#log.warn({ shard, reason }, 'shard worker replaced');
+            void this.#learn(this.shards[shard] as Shard);
           },
         }),
     );
@@ -114,16 +122,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       logger: this.#log,
       onEvent: (ev) => {
         if (ev.topic !== '/tasks/exit') return;
-        this.#observeLag(ev.event.containerId, ev.event.id, ev.event.pid, ev.timestampMs);
-        this.#shard(ev.event.containerId)
-          .request({ kind: 'event', event: ev })
-          .catch((err: Error) => this.#log.warn({ plugin: ev.event.containerId, err }, 'exit event not delivered to its shard'));
+        const { containerId: id, id: execId, pid, exitStatus, exitedAt } = ev.event;
+        if (execId !== id) return;
+        this.#observeLag(id, pid, ev.timestampMs);
+        // Told here when it is the task we know runs; else the shard, which
+        // knows every plugin's task, decides (and tells it if it is one).
+        const told = this.#running.get(id) === pid;
+        if (told) this.#tell({ id, pid, exitStatus, exitedAt: exitedAt ?? new Date(ev.timestampMs), eventTimestampMs: ev.timestampMs });
+        this.#shard(id).notify({ kind: 'reap', event: ev, told });
       },
       onLive: async ({ resubscribed }) => {
         if (!resubscribed) return;
         // Whatever exited while the stream was down is found by listing.
         this.metrics.containerdReconnects.inc();
         const counts = await Promise.all(this.shards.map((s) => s.request({ kind: 'reconcile' })));
+        await Promise.all(this.shards.map((s) => this.#learn(s)));
         this.#log.info({ exitedWhileAway: counts.reduce((n, c) => n + c.exited, 0) }, 'event stream back; reconciled');
       },
     });
@@ -148,7 +161,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   async start(): Promise<RestoreCounts> {
     await this.#loop.start();
-    const counts = await Promise.all(this.shards.map((s) => s.request({ kind: 'init' })));
+    const counts = await Promise.all(this.shards.map((s) => s.init()));
+    await Promise.all(this.shards.map((s) => this.#learn(s)));
     this.#ready = true;
     return counts.reduce((a, c) => ({ running: a.running + c.running, stopped: a.stopped + c.stopped, exited: a.exited + c.exited }), {
       running: 0,
@@ -165,13 +179,31 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return this.shards[this.shardOf(id)] as Shard;
   }
 
+  /** What a shard's restore found: the tasks that run, and every plugin's restart policy. */
+  async #learn(shard: Shard): Promise<void> {
+    const plugins = await shard.request({ kind: 'list' }).catch((err: Error) => {
+      this.#log.warn({ shard: shard.index, err }, 'shard plugins not listed; their exits are told by the shard');
+      return [];
+    });
+    for (const p of plugins) {
+      this.#restarts.restored(p.id, p.settings.restart);
+      if (p.state === 'running' || p.state === 'paused') this.#running.set(p.id, p.pid);
+    }
+  }
+
+  /** An exit a shard found itself (a stop's Wait, a restore, an event not told here). */
   #onPush(push: ShardPush): void {
-    const { exit } = push;
-    if (this.#reported.has(exit.id, exit.pid)) return;
-    this.#reported.add(exit.id, exit.pid);
+    this.#tell(push.exit);
+  }
+
+  /** Tells an exit, once: listeners, the exit count, the restart policy. */
+  #tell(exit: PluginExit): void {
+    if (this.#running.get(exit.id) === exit.pid) this.#running.delete(exit.id);
+    if (this.#told.has(exit.id, exit.pid)) return;
+    this.#told.add(exit.id, exit.pid);
     this.metrics.exits.inc();
     this.emit('exit', exit);
-    this.#maybeRestart(push);
+    this.#maybeRestart(exit);
   }
 
   /**
@@ -179,8 +211,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * it arrives here, whichever path (the event, or a stop's Wait) handles the
    * exit first: the lag is containerd's timestamp to plugind having it.
    */
-  #observeLag(id: string, execId: string, pid: number, timestampMs: number): void {
-    if (execId !== id || this.#lagSeen.get(id) === pid) return;
+  #observeLag(id: string, pid: number, timestampMs: number): void {
+    if (this.#lagSeen.get(id) === pid) return;
     // Only a repeat soon after matters; the oldest entries go (ids of `run --rm` plugins are never removed here).
     if (this.#lagSeen.size >= LAG_SEEN_MAX) this.#lagSeen.delete(this.#lagSeen.keys().next().value as string);
     this.#lagSeen.delete(id);
@@ -188,27 +220,25 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.metrics.eventLag.observe(Math.max(0, nowMs() - timestampMs) / 1000);
   }
 
-  #maybeRestart({ exit, restart }: ShardPush): void {
-    const m = /^on-failure(?::(\d+))?$/.exec(restart);
+  #maybeRestart(exit: PluginExit): void {
     const id = exit.id;
-    if (!m || exit.exitStatus === 0 || this.#closing || this.#manualStops.has(id)) return;
-    const max = m[1] ? Number(m[1]) : Infinity;
-    const done = this.#restarts.get(id) ?? 0;
-    if (done >= max) {
-      this.#log.warn({ plugin: id, restarts: done }, 'restart policy exhausted');
+    if (this.#closing) return;
+    const next = this.#restarts.afterExit(id, exit.exitStatus);
+    if (!next.restart) {
+      if (next.exhausted) this.#log.warn({ plugin: id, restarts: next.attempts }, 'restart policy exhausted');
       return;
     }
-    this.#restarts.set(id, done + 1);
-    const initial = this.#o.restartBackoff?.initialMs ?? 200;
-    const delay = Math.min(initial * 2 ** done, this.#o.restartBackoff?.maxMs ?? 10_000);
-    this.#log.info({ plugin: id, exitStatus: exit.exitStatus, attempt: done + 1, delayMs: delay }, 'restarting plugin (on-failure)');
-    void sleep(delay).then(async () => {
-      if (this.#closing || this.#manualStops.has(id) || this.#restarts.get(id) !== done + 1) return;
-      this.#reported.delete(id);
+    this.#log.info({ plugin: id, exitStatus: exit.exitStatus, attempt: next.attempt, delayMs: next.delayMs }, 'restarting plugin (on-failure)');
+    void sleep(next.delayMs).then(async () => {
+      if (this.#closing || !this.#restarts.due(id, next.attempt)) return;
+      this.#told.delete(id);
       this.metrics.pluginRestarts.inc({ plugin: id });
-      await this.#shard(id)
-        .request({ kind: 'recreate', id })
-        .catch((err: Error) => this.#log.error({ plugin: id, err }, 'restart failed'));
+      try {
+        const { pid } = await this.#shard(id).request({ kind: 'recreate', id });
+        this.#running.set(id, pid);
+      } catch (err) {
+        this.#log.error({ plugin: id, err }, 'restart failed');
+      }
     });
   }
 
@@ -219,11 +249,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async run(id: string, spec: OciSpec, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
     const receivedAtMs = nowMs();
     validateId(id);
-    this.#manualStops.delete(id);
-    this.#restarts.delete(id);
-    this.#reported.delete(id);
+    this.#restarts.ran(id, settings.restart ?? 'no');
+    this.#told.delete(id);
     const shard = this.#shard(id);
     const { pid, startedAtMs } = await shard.request({ kind: 'create', id, spec, settings, replace: options.replace ?? false });
+    // An exit that came first was told by the shard: its reply is older news.
+    if (!this.#told.has(id, pid)) this.#running.set(id, pid);
     this.metrics.createDuration.observe(Math.max(0, startedAtMs - receivedAtMs) / 1000);
     return { pid, shard: shard.index };
   }
@@ -245,16 +276,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   async stop(id: string, timeoutMs = 10_000): Promise<PluginExit> {
     validateId(id);
-    this.#manualStops.add(id);
+    this.#restarts.stoppedByUser(id);
     return this.#shard(id).request({ kind: 'stop', id, timeoutMs });
   }
 
   async remove(id: string, force = false): Promise<void> {
     validateId(id);
-    if (force) this.#manualStops.add(id);
+    if (force) this.#restarts.stoppedByUser(id);
     await this.#shard(id).request({ kind: 'remove', id, force });
-    this.#restarts.delete(id);
-    this.#reported.delete(id);
+    this.#restarts.forget(id);
+    this.#running.delete(id);
+    this.#told.delete(id);
     this.#lagSeen.delete(id);
     this.metrics.pluginRestarts.remove({ plugin: id });
   }
@@ -334,7 +366,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await Promise.all(this.shards.map((s) => s.close(false)));
     }
     this.#client.close();
-    this.#reported.close();
+    this.#told.close();
     this.#ready = false;
   }
 }

@@ -20,10 +20,10 @@ export class ServiceMetrics {
     buckets: LAG_BUCKETS,
     registers: [this.registry],
   });
-  readonly exits = new Counter({ name: 'plugind_exits_total', help: 'Plugin exits handled.', registers: [this.registry] });
+  readonly exits = new Counter({ name: 'plugind_exits_total', help: 'Plugin exits told, each once.', registers: [this.registry] });
   readonly stateWriteErrors = new Counter({
     name: 'plugind_state_write_errors_total',
-    help: "Failed writes of plugind's own record of exits told (reported-exits in the data dir), a full disk say.",
+    help: "Failed writes of plugind's own record of exits told (told-exits in the data dir), a full disk say.",
     registers: [this.registry],
   });
   readonly workerRestarts = new Counter({

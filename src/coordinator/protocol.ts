@@ -2,6 +2,8 @@
 // both sides (workers import it with `import type`). Requests travel as
 // piscina tasks; every reply is a Result, because an Error loses its `code`
 // crossing a thread: it goes as {code, message, stack} and is rebuilt.
+// Exit events go one way, as notices on a port handed over by `init`: the
+// coordinator has told the exit already and wants no reply.
 import type { MessagePort } from 'node:worker_threads';
 import type { ContainerdEvent } from '../containerd/index.js';
 import type { ErrorCode, LogChunk, OciSpec, PluginExit, PluginSettingsInput, PluginStatus, StreamName } from '../executor/index.js';
@@ -22,8 +24,10 @@ export interface WorkerConfig {
   testHooks: boolean;
 }
 
-export type ShardRequest =
-  | { kind: 'init' }
+/** Requests of the service itself. */
+export type PluginRequest =
+  /** The first init of a thread brings it its notice port; later ones wait for that restore. */
+  | { kind: 'init'; notices?: MessagePort }
   | { kind: 'create'; id: string; spec: OciSpec; settings: PluginSettingsInput; replace: boolean }
   | { kind: 'recreate'; id: string }
   | { kind: 'status'; id: string }
@@ -32,11 +36,22 @@ export type ShardRequest =
   | { kind: 'stop'; id: string; timeoutMs: number }
   | { kind: 'remove'; id: string; force: boolean }
   | { kind: 'logs'; id: string; stream?: StreamName; tail?: number; follow: boolean; port: MessagePort }
-  | { kind: 'event'; event: ContainerdEvent }
   | { kind: 'reconcile' }
   | { kind: 'metrics' }
-  | { kind: 'shutdown'; stopPlugins: boolean }
-  | { kind: 'crash' };
+  | { kind: 'shutdown'; stopPlugins: boolean };
+
+/** Test hooks, honoured only by a worker started with testHooks. */
+export type TestHookRequest = { kind: 'crash' };
+
+export type ShardRequest = PluginRequest | TestHookRequest;
+
+/** Coordinator → worker, one way, on the port given with `init`. */
+export type ShardNotice = {
+  kind: 'reap';
+  event: ContainerdEvent;
+  /** The coordinator told this exit as the event reached it: the worker only reaps it. */
+  told: boolean;
+};
 
 export interface RestoreCounts {
   running: number;
@@ -56,7 +71,6 @@ export interface ShardReplies {
   stop: PluginExit;
   remove: null;
   logs: null;
-  event: null;
   reconcile: RestoreCounts;
   /** prom-client's getMetricsAsJSON() of the worker's registry. */
   metrics: unknown[];
@@ -72,14 +86,12 @@ export interface WireError {
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: WireError };
 
-/** Pushed by a worker (parentPort.postMessage) without being asked. */
-export type ShardPush = {
-  kind: 'exit';
-  shard: number;
-  exit: PluginExit;
-  /** The plugin's restart policy, for the coordinator to act on. */
-  restart: string;
-};
+/**
+ * Pushed by a worker (parentPort.postMessage) without being asked: an exit
+ * it found itself (a stop's Wait, a restore, an event the coordinator could
+ * not tell), for the coordinator to tell once.
+ */
+export type ShardPush = { kind: 'exit'; exit: PluginExit };
 
 /** On a logs request's MessagePort, worker → coordinator. */
 export type LogsMessage = { kind: 'chunk'; chunk: LogChunk } | { kind: 'end' } | { kind: 'error'; error: WireError };

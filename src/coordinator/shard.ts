@@ -6,12 +6,12 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { FdLedger } from './fd-ledger.js';
-import type { RestoreCounts, Result, ShardPush, ShardReplies, ShardRequest, WorkerConfig } from './protocol.js';
+import type { RestoreCounts, Result, ShardNotice, ShardPush, ShardReplies, ShardRequest, WorkerConfig } from './protocol.js';
 
 type Kind = ShardRequest['kind'];
 type RequestOf<K extends Kind> = Extract<ShardRequest, { kind: K }>;
@@ -41,6 +41,10 @@ export class Shard {
   readonly #log: Logger;
   #pool!: Piscina;
   #ledger!: SharedArrayBuffer;
+  /** Our end of the current thread's notice port (see init()). */
+  #notices!: MessagePort;
+  /** The thread's end, until init() hands it over. */
+  #theirs: MessagePort | undefined;
   #closing = false;
   #replacing: Promise<void> | undefined;
 
@@ -53,6 +57,12 @@ export class Shard {
 
   #spawn(): void {
     this.#ledger = FdLedger.allocate();
+    // Notices posted before the thread takes its end wait in the port.
+    this.#notices?.close();
+    const { port1, port2 } = new MessageChannel();
+    port1.unref();
+    this.#notices = port1;
+    this.#theirs = port2;
     const filename = workerFile();
     // Run from source, a worker needs tsx's loader like its parent.
     const execArgv = filename.endsWith('.ts') && !process.execArgv.includes('tsx') ? [...process.execArgv, '--import', 'tsx'] : process.execArgv;
@@ -95,7 +105,7 @@ export class Shard {
         await old.destroy().catch(() => {});
         const closed = ledger.closeAll();
         try {
-          const counts = await this.request({ kind: 'init' });
+          const counts = await this.init();
           this.#log.info({ shard: this.index, closedFds: closed, ...counts }, 'shard worker replaced and restored');
           this.#o.onReplaced({ shard: this.index, reason, counts });
           return;
@@ -111,6 +121,19 @@ export class Shard {
       this.#replacing = undefined;
     });
     return this.#replacing;
+  }
+
+  /** Restores the shard's plugins on its thread (once per thread), handing it the notice port. */
+  init(): Promise<RestoreCounts> {
+    const port = this.#theirs;
+    if (!port) return this.request({ kind: 'init' });
+    this.#theirs = undefined;
+    return this.request({ kind: 'init', notices: port }, [port]);
+  }
+
+  /** One way: lost with a thread that dies, whose replacement's restore finds the exit again. */
+  notify(notice: ShardNotice): void {
+    this.#notices.postMessage(notice);
   }
 
   /** Runs one request on the shard's thread; rejects with the worker's error, code intact. */
@@ -138,6 +161,7 @@ export class Shard {
       this.#log.warn({ shard: this.index, err }, 'shard shutdown request failed'),
     );
     this.#closing = true;
+    this.#notices.close();
     await this.#pool.destroy();
   }
 }

@@ -203,11 +203,16 @@ export class Executor {
     return restoreAll(this.#ctx);
   }
 
-  /** Feeds a containerd event in; exits of init processes are handled, the rest ignored. */
-  handleEvent(ev: ContainerdEvent): void {
+  /**
+   * Feeds a containerd event in; exits of init processes are handled, the
+   * rest ignored. With `told`, the caller has told the exit already and
+   * onExit is not called for it: the exit is only reaped.
+   */
+  handleEvent(ev: ContainerdEvent, options: { told?: boolean } = {}): void {
     if (ev.topic !== '/tasks/exit' || ev.event.id !== ev.event.containerId) return;
     const { containerId: id, pid, exitStatus, exitedAt } = ev.event;
-    void handleExit(this.#ctx, id, { pid, exitStatus, exitedAt: exitedAt ?? new Date(ev.timestampMs) }, ev.timestampMs).catch((err: Error) =>
+    const seen = { pid, exitStatus, exitedAt: exitedAt ?? new Date(ev.timestampMs) };
+    void handleExit(this.#ctx, id, seen, ev.timestampMs, options.told ?? false).catch((err: Error) =>
       this.#log.error({ plugin: id, err }, 'exit handling failed; the next reconcile retries it'),
     );
   }

@@ -15,9 +15,10 @@ import type { PluginIO } from './stdio.js';
  * logs removed, with autoRemove). Reaping costs a shim round trip (~20 ms)
  * that listeners need not wait for; everything else done to this id (rm,
  * run, logs, stop's return) queues behind it. A repeated or stale exit
- * (another pid) is ignored.
+ * (another pid) is ignored. `told`: whoever fed the exit in has told it
+ * already (the coordinator, as the event reached it): only reap.
  */
-export function handleExit(ctx: ExecutorContext, id: string, e: ExitSeen, eventTimestampMs?: number): Promise<void> {
+export function handleExit(ctx: ExecutorContext, id: string, e: ExitSeen, eventTimestampMs?: number, told = false): Promise<void> {
   return ctx.queue.run(id, async () => {
     const p = ctx.plugins.get(id);
     if (!p || p.state === 'stopped' || (e.pid !== 0 && p.pid !== 0 && p.pid !== e.pid)) return;
@@ -28,10 +29,12 @@ export function handleExit(ctx: ExecutorContext, id: string, e: ExitSeen, eventT
     p.io = undefined;
     p.exit = exit;
     p.reaped = false;
-    try {
-      ctx.onExit(exit);
-    } catch (err) {
-      ctx.log.error({ plugin: id, err }, 'exit callback threw');
+    if (!told) {
+      try {
+        ctx.onExit(exit);
+      } catch (err) {
+        ctx.log.error({ plugin: id, err }, 'exit callback threw');
+      }
     }
     await reap(ctx, p, io);
   });

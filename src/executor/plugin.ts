@@ -3,7 +3,7 @@
 import type { PluginSettings } from './settings.js';
 import type { PluginIO } from './stdio.js';
 
-export type PluginState = 'created' | 'running' | 'stopped' | 'paused' | 'unknown';
+export type PluginState = 'created' | 'running' | 'stopped' | 'paused';
 
 export interface PluginExit {
   id: string;

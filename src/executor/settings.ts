@@ -1,6 +1,7 @@
 // Per-plugin settings that must survive a plugind restart live in container
 // labels under io.plugind.*: containerd keeps plugins' state, not plugind.
 import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
+import { parseRestartPolicy } from '../common/restart-policy.js';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
 import type { LogMode } from './stdio.js';
@@ -40,7 +41,6 @@ export interface PluginSettings {
 export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
 
 export const DEFAULT_LOG: LogSettings = { mode: 'blocking', ...DEFAULT_ROTATION, bufferSize: 1 << 20 };
-const RESTART_RE = /^(no|on-failure(:[1-9][0-9]{0,5})?)$/;
 
 function positiveInt(name: string, v: unknown, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw invalidArgument(`${name} ${String(v)}: want a whole number from 1 to ${max}`);
@@ -54,7 +54,7 @@ export function normalizeSettings(input: PluginSettingsInput = {}): PluginSettin
   positiveInt('log max files', log.maxFiles, MAX_LOG_FILES);
   positiveInt('log buffer size', log.bufferSize, 1 << 30);
   const restart = input.restart ?? 'no';
-  if (!RESTART_RE.test(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
+  if (!parseRestartPolicy(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
   // docker refuses the pair too: a plugin removed at its exit is not there to restart.
   if (input.autoRemove && restart !== 'no') throw invalidArgument(`--rm and --restart ${restart} cannot be combined: a plugin removed at exit cannot be restarted`);
   return { autoRemove: input.autoRemove ?? false, restart, log };
@@ -83,7 +83,7 @@ export function settingsFromLabels(labels: Record<string, string>): PluginSettin
   const restart = labels[LABEL.restart] ?? 'no';
   return {
     autoRemove: labels[LABEL.autoRemove] === '1',
-    restart: RESTART_RE.test(restart) ? restart : 'no',
+    restart: parseRestartPolicy(restart) ? restart : 'no',
     log: {
       mode,
       maxSize: num(LABEL.logMaxSize, DEFAULT_LOG.maxSize),

@@ -7,12 +7,12 @@
 //
 // Lines: `R <pid> <id>` (told) and `D <id>` (forgotten: the id ran again or
 // was removed). Ids never hold spaces or newlines (see executor/ids.ts).
-import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 
 /** Rewrite the file once it holds this many more lines than live entries. */
 const COMPACT_SLACK = 4096;
 
-export class ReportedExits {
+export class ToldExits {
   readonly #path: string;
   readonly #pids = new Map<string, number>();
   readonly #onWriteError: (err: NodeJS.ErrnoException, first: boolean) => void;
@@ -25,13 +25,15 @@ export class ReportedExits {
    * onWriteError hears of each append or compaction that failed (a full
    * disk; `first` since writes last worked): the entry is kept in memory, so
    * only a plugind killed before the disk has room again can tell that exit
-   * twice.
+   * twice. formerPath: where an earlier plugind kept the file; it is read
+   * when path is not there yet, and goes once path is written.
    */
-  constructor(path: string, onWriteError: (err: NodeJS.ErrnoException, first: boolean) => void = () => {}) {
+  constructor(path: string, onWriteError: (err: NodeJS.ErrnoException, first: boolean) => void = () => {}, formerPath?: string) {
     this.#path = path;
     this.#onWriteError = onWriteError;
-    if (existsSync(path)) {
-      for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const source = existsSync(path) ? path : formerPath !== undefined && existsSync(formerPath) ? formerPath : undefined;
+    if (source) {
+      for (const line of readFileSync(source, 'utf8').split('\n')) {
         const [op, a, b] = line.split(' ');
         if (op === 'R' && b) this.#pids.set(b, Number(a));
         else if (op === 'D' && a) this.#pids.delete(a);
@@ -39,6 +41,7 @@ export class ReportedExits {
     }
     try {
       this.#fd = this.#compact();
+      if (source !== undefined && source === formerPath) rmSync(formerPath, { force: true });
     } catch (err) {
       this.#failed(err);
       this.#fd = openSync(path, 'a');
