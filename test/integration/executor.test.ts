@@ -10,6 +10,7 @@ import { ErrorCode, LABEL, PluginError, defaultSpec, type LogChunk } from '../..
 import { startContainerd, type Harness } from '../helpers/containerd.js';
 import { startExecutor } from '../helpers/executor.js';
 import { leftoversIn } from '../helpers/leftovers.js';
+import { rejectsCode } from '../helpers/rejects.js';
 
 let h: Harness;
 before(async () => {
@@ -18,14 +19,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-async function rejectsCode(p: Promise<unknown> | (() => unknown), code: ErrorCode, re?: RegExp): Promise<void> {
-  await assert.rejects(async () => (typeof p === 'function' ? p() : p), (err: unknown) => {
-    assert.equal((err as PluginError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return true;
-  });
-}
 
 async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; stderr: string }> {
   const out = { stdout: '', stderr: '' };
