@@ -102,8 +102,8 @@ export class Plugind {
         } else this.#exits.set(e.id, r);
       }
     })().catch(() => {});
-    await this.client.list(); // the events stream is open once a call has gone through
-    await sleep(50);
+    // Live once plugind says so: no exit of the runs to come is missed.
+    await stream.ready();
   }
 
   exitOf(id: string): Promise<Received> {
@@ -213,6 +213,7 @@ export async function stdio(p: Plugind, label: string, k: number, bytes: number)
       const a = nowMs();
       await p.client.inspect(list[0] as string).catch(() => {});
       inspect.push(nowMs() - a);
+      // The probe's sampling interval: what is measured is each inspect's latency.
       await sleep(10);
     }
   })();
@@ -263,6 +264,7 @@ export async function steady(
     }
   });
   const createAll = (nowMs() - t0) / 1000;
+  // Held for settleMs, then measured idle over as long: the wait is what is measured.
   await sleep(settleMs);
   const rssHeld = rssKb(p.pid);
   const keeper = await p.keeperPid();

@@ -46,6 +46,7 @@ const SK = Number(o['stdio-k'] ?? (quick ? 4 : 20));
 const SB = Number(o['stdio-b'] ?? (quick ? 8 << 20 : 64 << 20));
 const STN = Number(o['steady-n'] ?? (quick ? 20 : 200));
 const STC = Number(o['steady-c']);
+// A cool-down between runs (--pause), so that one run's exits and cleanup do not weigh on the next.
 const PAUSE = Number(o.pause) * 1000;
 const cgroups = o.cgroups === 'none' ? '' : 'ns';
 

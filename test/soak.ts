@@ -18,8 +18,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { ExitEvent, PluginsClient } from '../src/api/client.js';
+import { lineGaps } from './helpers/log-lines.js';
 import { pool } from './helpers/pool.js';
-import { leftovers, logText, metricsText, sample, serve, startServed, until, usage, type ServedRig } from './helpers/serve.js';
+import { leftovers, logText, metricsText, sample, serve, startServed, until, usage, watchExits, type ServedRig } from './helpers/serve.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' } } });
 const minutes = Number(values.minutes);
@@ -39,15 +40,9 @@ function check(ok: boolean, what: string): void {
 
 const rig: ServedRig = await startServed('soak');
 const { h } = rig;
-let exits: ExitEvent[] = [];
-let stream = subscribe();
-function subscribe(): { close(): void } {
-  const events = rig.s.client.events();
-  void (async () => {
-    for await (const e of events) exits.push(e);
-  })().catch(() => {});
-  return events;
-}
+/** Exits told since the last settleChurn or plugind restart. */
+const exits: ExitEvent[] = [];
+let stream = (await watchExits(rig.s.client, exits)).events;
 const client = (): PluginsClient => rig.s.client;
 const exitsTotal = async (): Promise<number> => sample(await metricsText(rig.s.metricsUrl), 'plugind_exits_total') ?? 0;
 
@@ -65,6 +60,7 @@ async function settleChurn(totalBefore: number): Promise<number> {
   await until('churned plugins to exit', async () => (await client().list()).every((p) => !/^c\d+$/.test(p.id) || p.state === 'stopped'), 60_000);
   const ids = await churned();
   await until('their exits told', () => ids.every((id) => exits.some((e) => e.id === id)), 30_000).catch(() => {});
+  // A while for an exit told twice to show: the check below is that none is.
   await sleep(300);
   const told = new Map<string, number>();
   for (const e of exits) told.set(e.id, (told.get(e.id) ?? 0) + 1);
@@ -76,7 +72,7 @@ async function settleChurn(totalBefore: number): Promise<number> {
   check(counted === ids.length, `plugind_exits_total grew by ${counted} for ${ids.length} exits`);
   await pool(ids, 8, (id) => client().remove(id, true));
   lifecycles += ids.length;
-  exits = [];
+  exits.length = 0;
   return ids.length;
 }
 
@@ -85,8 +81,8 @@ async function restartPlugind(signal: NodeJS.Signals): Promise<void> {
   await rig.s.stop(signal);
   if (signal === 'SIGKILL') kills += 1;
   rig.s = await serve({ dataDir: rig.dataDir, containerdAddress: h.address, namespace: rig.namespace });
-  exits = [];
-  stream = subscribe();
+  exits.length = 0;
+  stream = (await watchExits(rig.s.client, exits)).events;
 }
 
 async function scenario(name: Scenario): Promise<string> {
@@ -98,6 +94,7 @@ async function scenario(name: Scenario): Promise<string> {
     case 'worker-crash': {
       const work = churn(100, 4);
       for (let k = 0; k < 3; k++) {
+        // Crashes spread over the churn, not all at its start.
         await sleep(300);
         await client().crashWorker(k % 2).catch(() => {});
       }
@@ -106,6 +103,7 @@ async function scenario(name: Scenario): Promise<string> {
     }
     case 'containerd-kill': {
       const work = churn(60, 4);
+      // Into the churn, so that the kill falls among creates and exits.
       await sleep(300);
       process.kill(h.supervisor.pid as number, 'SIGKILL');
       await work;
@@ -123,16 +121,13 @@ async function scenario(name: Scenario): Promise<string> {
       let peak = 0;
       for (let i = 0; i < 40; i++) {
         peak = Math.max(peak, usage(rig.s.pid).rssMb);
+        // Sampling while they flood for 10 s: the flood is the scenario.
         await sleep(250);
       }
       await pool(ids, 8, (id) => client().remove(id, true));
       return `8 plugins flooded 10 s, RSS peak ${peak.toFixed(0)} MB`;
     }
   }
-}
-
-async function readLines(id: string): Promise<number[]> {
-  return (await logText(client(), id, 'stdout')).trimEnd().split('\n').map((l) => Number(l.slice(4)));
 }
 
 let status = 0;
@@ -166,15 +161,10 @@ try {
   let lost = 0;
   let gaps = 0;
   for (const id of LONG) {
-    let expect = 0;
-    for (const n of await readLines(id)) {
-      check(n >= expect, `${id}: line${n} after line${expect - 1}: out of order or repeated`);
-      if (n > expect) {
-        gaps += 1;
-        lost += n - expect;
-      }
-      expect = n + 1;
-    }
+    const g = lineGaps(await logText(client(), id, 'stdout'));
+    check(g.disorder === undefined, `${id}: ${g.disorder}`);
+    gaps += g.gaps;
+    lost += g.missing;
   }
   check(gaps <= kills * LONG.length, `${gaps} gaps in the long-lived logs; only the ${kills} plugind kills may leave any`);
   await pool(LONG, 8, (id) => client().remove(id));

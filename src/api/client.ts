@@ -225,12 +225,13 @@ export class PluginsClient {
     await this.#unary('Remove', { id, force });
   }
 
-  #stream<T>(method: string, req: object, map: (m: never) => T): ServerStream<T> {
+  #stream<T>(method: string, req: object, map: (m: never) => T, live?: (m: never) => boolean): ServerStream<T> {
     return new ServerStream(
       this.connected(),
       () => (this.#stub[method] as (...a: unknown[]) => grpc.ClientReadableStream<unknown>).call(this.#stub, req, new grpc.Metadata({ waitForReady: true })),
       map,
       (err) => this.#error(err),
+      live,
     );
   }
 
@@ -240,14 +241,23 @@ export class PluginsClient {
     return this.#stream('Logs', req, (m: { stream: string; data: Buffer }) => m);
   }
 
-  /** Exits as plugind handles them, from now on, until close(). */
+  /**
+   * Exits as plugind handles them, from now on, until close(). ready()
+   * resolves once plugind has registered the stream: no exit after that is
+   * missed.
+   */
   events(): ServerStream<ExitEvent> {
-    return this.#stream('Events', {}, (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null }) => {
-      const e: ExitEvent = { id: m.id, pid: m.pid, exitStatus: m.exitStatus, exitedAt: date(m.exitedAt) };
-      const eventMs = timestampMs(m.eventTimestamp);
-      if (eventMs !== undefined) e.eventTimestampMs = eventMs;
-      return e;
-    });
+    return this.#stream(
+      'Events',
+      {},
+      (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null }) => {
+        const e: ExitEvent = { id: m.id, pid: m.pid, exitStatus: m.exitStatus, exitedAt: date(m.exitedAt) };
+        const eventMs = timestampMs(m.eventTimestamp);
+        if (eventMs !== undefined) e.eventTimestampMs = eventMs;
+        return e;
+      },
+      (m: { subscribed: boolean }) => m.subscribed,
+    );
   }
 
   /** Test hook (plugind with PLUGIND_TEST_HOOKS=1): kills a shard's worker thread. */
@@ -271,35 +281,86 @@ export class PluginsClient {
  * pending iteration quietly: an async generator could not be stopped while
  * it waits for the next message. It ends without error only when the server
  * finished it; plugind going away is an error (see PluginsClient#error).
+ *
+ * A stream whose server first says it is live (Events) takes a live
+ * predicate: that message resolves ready() and is not yielded. ready() is
+ * told by the iteration, so it resolves only while the stream is iterated;
+ * it rejects if the stream ends or fails first. Without a predicate, ready()
+ * resolves when the call is opened.
  */
 export class ServerStream<T> implements AsyncIterable<T> {
   readonly #connected: Promise<void>;
   readonly #open: () => grpc.ClientReadableStream<unknown>;
   readonly #map: (m: never) => T;
   readonly #error: (err: unknown) => CodedError;
+  readonly #live: ((m: never) => boolean) | undefined;
+  readonly #ready: Promise<void>;
+  #setReady!: (live: boolean, err?: unknown) => void;
   #call: grpc.ClientReadableStream<unknown> | undefined;
   #closed = false;
 
-  constructor(connected: Promise<void>, open: () => grpc.ClientReadableStream<unknown>, map: (m: never) => T, error: (err: unknown) => CodedError) {
+  constructor(
+    connected: Promise<void>,
+    open: () => grpc.ClientReadableStream<unknown>,
+    map: (m: never) => T,
+    error: (err: unknown) => CodedError,
+    live?: (m: never) => boolean,
+  ) {
     this.#connected = connected;
     // Iterating rethrows it; until then it is not an unhandled rejection.
     connected.catch(() => {});
     this.#open = open;
     this.#map = map;
     this.#error = error;
+    this.#live = live;
+    let settled = false;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#setReady = (ok, err) => {
+        if (settled) return;
+        settled = true;
+        if (ok) resolve();
+        else reject(err instanceof CodedError ? err : new CodedError(ErrorCode.Unavailable, 'the stream ended before it was live', { cause: err }));
+      };
+    });
+    this.#ready.catch(() => {});
+  }
+
+  /** Resolves once the server has the stream live (see the class comment). */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    await this.#connected;
-    if (this.#closed) return;
+    let live = this.#live === undefined;
+    try {
+      await this.#connected;
+    } catch (err) {
+      this.#setReady(false, err);
+      throw err;
+    }
+    if (this.#closed) {
+      this.#setReady(false);
+      return;
+    }
     const call = this.#open();
     this.#call = call;
+    if (live) this.#setReady(true);
     try {
-      for await (const m of call) yield this.#map(m as never);
+      for await (const m of call) {
+        if (!live && this.#live?.(m as never)) {
+          live = true;
+          this.#setReady(true);
+          continue;
+        }
+        yield this.#map(m as never);
+      }
     } catch (err) {
       if (this.#closed) return;
-      throw this.#error(err);
+      const e = this.#error(err);
+      this.#setReady(false, e);
+      throw e;
     } finally {
+      this.#setReady(false);
       call.cancel();
     }
   }

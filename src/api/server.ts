@@ -225,6 +225,8 @@ export class ApiServer {
         };
         co.on('exit', onExit);
         this.#streams.add(call);
+        // Listening from here on: the client's ready() resolves at this.
+        call.write({ subscribed: true });
         const done = (): void => {
           co.off('exit', onExit);
           this.#streams.delete(call);

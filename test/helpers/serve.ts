@@ -1,64 +1,18 @@
 // Runs the real `plugind serve` (the CLI, from source) as a child process
 // against the harness's containerd, and talks to it through the API client.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { PluginsClient, type ExitEvent } from '../../src/api/client.js';
+import { PluginsClient, type ExitEvent, type ServerStream } from '../../src/api/client.js';
 import type { ContainerdClient } from '../../src/containerd/index.js';
 import { apiSocketPath, pluginsDir } from '../../src/common/paths.js';
 import { keeperPaths, stopFifoKeeper } from '../../src/keeper/index.js';
 import { purgeNamespace, startContainerd, uniqueName, type Harness } from './containerd.js';
+import { CLI } from './cli.js';
 import { leftoversIn } from './leftovers.js';
-
-const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
-
-/** Argv running the CLI from source with `verb --address address rest...`. */
-function cliArgs(address: string, args: string[]): string[] {
-  const [verb, ...rest] = args;
-  return ['--import', 'tsx', MAIN, verb as string, '--address', address, ...rest];
-}
-
-/**
- * Runs one CLI verb against address and waits for it; `as` runs it as that
- * uid/gid with no supplementary groups (setpriv), to see what a non-root
- * caller gets.
- */
-export function cli(address: string, args: string[], options: { as?: number; timeoutMs?: number } = {}): { code: number; stdout: string; stderr: string; ms: number } {
-  const argv = cliArgs(address, args);
-  const [cmd, cmdArgs] =
-    options.as === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${options.as}`, `--regid=${options.as}`, '--clear-groups', process.execPath, ...argv]];
-  const t0 = Date.now();
-  const r = spawnSync(cmd, cmdArgs, { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
-}
-
-/** A CLI verb left running (logs --follow, events): its output so far and its exit. */
-export interface CliProcess {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export function spawnCli(address: string, args: string[]): CliProcess {
-  const child = spawn(process.execPath, cliArgs(address, args), { stdio: ['ignore', 'pipe', 'pipe'] });
-  const killChild = (): boolean => child.kill('SIGKILL');
-  process.once('exit', killChild);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => {
-      process.off('exit', killChild);
-      resolve({ code, signal });
-    }),
-  );
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
 
 export interface Served {
   child: ChildProcess;
@@ -103,7 +57,7 @@ export async function serve(opts: { dataDir: string; containerdAddress?: string;
   const args = [
     '--import',
     'tsx',
-    MAIN,
+    CLI,
     'serve',
     '--data-dir',
     opts.dataDir,
@@ -188,6 +142,20 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
   }
 }
 
+/**
+ * An events stream whose exits are collected into exits, once plugind has
+ * it live: every exit from here on is in exits. The stream ending with
+ * plugind is not an error.
+ */
+export async function watchExits(c: PluginsClient, exits: ExitEvent[] = []): Promise<{ exits: ExitEvent[]; events: ServerStream<ExitEvent> }> {
+  const events = c.events();
+  void (async () => {
+    for await (const e of events) exits.push(e);
+  })().catch(() => {});
+  await events.ready();
+  return { exits, events };
+}
+
 export interface ServedRig {
   h: Harness;
   /** The plugind now serving; a test that restarts plugind puts the new one here. */
@@ -211,12 +179,7 @@ export async function startServed(label: string, options: { dataDir?: string } =
   const namespace = uniqueName(label);
   const dataDir = options.dataDir ?? join(h.dir, 'plugind');
   const s = await serve({ dataDir, containerdAddress: h.address, namespace });
-  const exits: ExitEvent[] = [];
-  const events = s.client.events();
-  void (async () => {
-    for await (const e of events) exits.push(e);
-  })().catch(() => {});
-  await s.client.list();
+  const { exits, events } = await watchExits(s.client);
   const rig: ServedRig = {
     h,
     s,
@@ -257,6 +220,16 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** Whether a process of that pid exists (a plugin's, say, seen from the host). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** A process's open fds and resident memory. */

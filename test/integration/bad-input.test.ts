@@ -9,7 +9,9 @@ import type { PluginsClient } from '../../src/api/client.js';
 import { ErrorCode } from '../../src/containerd/index.js';
 import { defaultSpec } from '../../src/executor/index.js';
 import type { Harness } from '../helpers/containerd.js';
-import { cli, leftovers, startServed, usage, type Served, type ServedRig } from '../helpers/serve.js';
+import { cli } from '../helpers/cli.js';
+import { settled } from '../helpers/rejects.js';
+import { leftovers, startServed, usage, type Served, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let h: Harness;
@@ -24,15 +26,6 @@ before(async () => {
 after(async () => {
   await rig?.close();
 });
-
-async function code(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: (err as { code: string }).code, message: (err as Error).message };
-  }
-  return { code: 'OK', message: '' };
-}
 
 async function nothingLeft(): Promise<void> {
   assert.deepEqual(await leftovers(rig), [], 'no container, task, FIFO set or log dir');
@@ -52,7 +45,7 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
     ['ünïcode', /is invalid/],
   ];
   for (const [id, re] of badIds) {
-    const r = await code(c.run(id, { rootfs, args: ['true'] }));
+    const r = await settled(c.run(id, { rootfs, args: ['true'] }));
     assert.equal(r.code, ErrorCode.InvalidArgument, JSON.stringify(id));
     assert.match(r.message, re);
   }
@@ -74,11 +67,11 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
     [() => c.remove('nobody'), ErrorCode.NotFound, /plugin nobody: not found/],
   ];
   for (const [p, want, re] of cases) {
-    const r = await code(p());
+    const r = await settled(p());
     assert.equal(r.code, want, r.message);
     assert.match(r.message, re);
   }
-  const logs = await code((async () => {
+  const logs = await settled((async () => {
     for await (const _ of c.logs('nobody')) {
       /* none */
     }
@@ -97,14 +90,14 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
     [() => c.stop('live', 1e9), /stop timeout/],
     [() => c.stop('live', Number.NaN), /stop timeout/],
   ] as Array<[() => Promise<unknown>, RegExp]>) {
-    const r = await code(p());
+    const r = await settled(p());
     assert.equal(r.code, ErrorCode.InvalidArgument, r.message);
     assert.match(r.message, re);
   }
-  const again = await code(c.run('live', { rootfs, args: ['true'] }));
+  const again = await settled(c.run('live', { rootfs, args: ['true'] }));
   assert.equal(again.code, ErrorCode.AlreadyExists);
   assert.match(again.message, /plugin live is already running/);
-  const rm = await code(c.remove('live'));
+  const rm = await settled(c.remove('live'));
   assert.equal(rm.code, ErrorCode.FailedPrecondition);
   assert.match(rm.message, /plugin live is running/);
   assert.equal((await c.inspect('live')).state, 'running');
@@ -113,7 +106,7 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
 });
 
 test('the CLI: one clear line on stderr, non-zero exit, nothing created', async () => {
-  const run = (args: string[]): ReturnType<typeof cli> => cli(s.address, args);
+  const run = (args: string[]): ReturnType<typeof cli> => cli(args, { address: s.address });
   const notJson = join(h.dir, 'not-json.json');
   writeFileSync(notJson, 'not json');
   for (const [args, re] of [
@@ -135,7 +128,7 @@ test('the CLI: one clear line on stderr, non-zero exit, nothing created', async 
 });
 
 test('100 concurrent runs of one id: exactly one succeeds', async () => {
-  const results = await Promise.all(Array.from({ length: 100 }, () => code(c.run('once', { rootfs: h.rootfs, args: ['sleep', '1000'] }))));
+  const results = await Promise.all(Array.from({ length: 100 }, () => settled(c.run('once', { rootfs: h.rootfs, args: ['sleep', '1000'] }))));
   assert.equal(results.filter((r) => r.code === 'OK').length, 1);
   for (const r of results.filter((x) => x.code !== 'OK')) {
     assert.equal(r.code, ErrorCode.AlreadyExists, r.message);
@@ -212,7 +205,7 @@ test('seeded fuzz: 2000 run/signal/logs/inspect/stop requests, no crash, no leak
       default:
         p = c.remove(id(), rnd() < 0.5);
     }
-    const r = await Promise.race([code(p), new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`request ${i} (${kind}) did not answer in 30 s`)), 30_000).unref())]);
+    const r = await Promise.race([settled(p), new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`request ${i} (${kind}) did not answer in 30 s`)), 30_000).unref())]);
     assert.notEqual(r.code, ErrorCode.Unavailable, `request ${i} (${kind}): ${r.message}`);
     const key = `${kind}:${r.code}`;
     counts[key] = (counts[key] ?? 0) + 1;

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
-import { cli, serve, spawnCli, startServed, until, type CliProcess, type ServedRig } from '../helpers/serve.js';
+import { cli, spawnCli, type CliProcess } from '../helpers/cli.js';
+import { serve, startServed, until, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 
@@ -30,7 +31,7 @@ function oneLine(t: TestContext, stderr: string, ...res: RegExp[]): void {
 const AT_ONCE_MS = 3000;
 
 test('no plugind at the address: ENOENT, ECONNREFUSED and EACCES are said at once, with the address', (t) => {
-  const none = cli('unix:///nonexistent', ['ls']);
+  const none = cli(['ls'], { address: 'unix:///nonexistent' });
   assert.notEqual(none.code, 0);
   assert.ok(none.ms < AT_ONCE_MS, `${none.ms} ms`);
   oneLine(t, none.stderr, /^plugind: cannot reach plugind at unix:\/\/\/nonexistent: /, /ENOENT/);
@@ -38,7 +39,7 @@ test('no plugind at the address: ENOENT, ECONNREFUSED and EACCES are said at onc
   // connect(2) on a path that is no listening socket: what a socket left by a killed plugind gives.
   const dead = join(rig.h.dir, 'dead.sock');
   writeFileSync(dead, '');
-  const refused = cli(`unix://${dead}`, ['ls']);
+  const refused = cli(['ls'], { address: `unix://${dead}` });
   assert.notEqual(refused.code, 0);
   assert.ok(refused.ms < AT_ONCE_MS, `${refused.ms} ms`);
   oneLine(t, refused.stderr, new RegExp(`cannot reach plugind at unix://${dead}: `), /ECONNREFUSED/);
@@ -49,7 +50,7 @@ test('no plugind at the address: ENOENT, ECONNREFUSED and EACCES are said at onc
   const dirMode = statSync(rig.h.dir).mode & 0o777;
   chmodSync(rig.h.dir, 0o711);
   try {
-    const denied = cli(rig.s.address, ['ls'], { as: 65534 });
+    const denied = cli(['ls'], { address: rig.s.address, as: 65534 });
     assert.notEqual(denied.code, 0);
     assert.ok(denied.ms < AT_ONCE_MS, `${denied.ms} ms`);
     oneLine(t, denied.stderr, new RegExp(`cannot reach plugind at ${rig.s.address}: `), /EACCES/, /--group/);
@@ -68,7 +69,7 @@ test('stop while containerd is hung: fails within its timeout and one containerd
   process.kill(pid, 'SIGSTOP');
   let r: ReturnType<typeof cli>;
   try {
-    r = cli(rig.s.address, ['stop', 'hung', '--timeout', '1'], { timeoutMs: 40_000 });
+    r = cli(['stop', 'hung', '--timeout', '1'], { address: rig.s.address, timeoutMs: 40_000 });
   } finally {
     process.kill(pid, 'SIGCONT');
   }
@@ -87,8 +88,8 @@ test('stop while containerd is hung: fails within its timeout and one containerd
 /** `logs --follow` of a running plugin and `events`, both seen to be live. */
 async function streams(): Promise<{ logs: CliProcess; events: CliProcess }> {
   const { s } = rig;
-  const logs = spawnCli(s.address, ['logs', 'ticker', '--follow']);
-  const events = spawnCli(s.address, ['events']);
+  const logs = spawnCli(['logs', 'ticker', '--follow'], { address: s.address });
+  const events = spawnCli(['events'], { address: s.address });
   await until('logs --follow printing', () => logs.stdout().includes('tick'));
   // events is live once it has printed an exit that happened after it started.
   await until(
@@ -128,7 +129,7 @@ test('logs --follow and events: plugind going away (SIGTERM, then SIGKILL) ends 
     await wentAway(t, events, address);
     if (signal === 'SIGKILL') {
       // The killed plugind left its socket: nothing listens on it.
-      const stale = cli(address, ['ls']);
+      const stale = cli(['ls'], { address });
       assert.ok(stale.ms < AT_ONCE_MS, `${stale.ms} ms`);
       oneLine(t, stale.stderr, /ECONNREFUSED/);
     }
@@ -136,7 +137,7 @@ test('logs --follow and events: plugind going away (SIGTERM, then SIGKILL) ends 
   }
 
   // A logs without --follow that reached the end still exits 0.
-  const done = cli(rig.s.address, ['logs', 'ticker', '--tail', '5']);
+  const done = cli(['logs', 'ticker', '--tail', '5'], { address: rig.s.address });
   assert.equal(done.code, 0, done.stderr);
   await rig.s.client.remove('ticker', true);
 });

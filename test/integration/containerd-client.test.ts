@@ -23,6 +23,7 @@ import {
 } from '../../src/containerd/index.js';
 import { defaultSpec } from '../../src/executor/spec.js';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
+import { rejectsCode } from '../helpers/rejects.js';
 
 const RUNTIME = 'io.containerd.runc.v2';
 
@@ -70,17 +71,12 @@ async function nextExit(sub: EventSubscription, id: string): Promise<ContainerdE
   throw new Error('event stream ended before the exit of ' + id);
 }
 
+/** rejectsCode, and the error is the containerd layer's, with the gRPC error as its cause. */
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode, re?: RegExp): Promise<ContainerdError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ContainerdError, `want ContainerdError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.ok(err.cause, 'the gRPC error is kept as cause');
-    if (re) assert.match(err.message, re);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
+  const err = await rejectsCode(p, code, re);
+  assert.ok(err instanceof ContainerdError, `want ContainerdError, got ${String(err)}`);
+  assert.ok(err.cause, 'the gRPC error is kept as cause');
+  return err;
 }
 
 describe('containerd client', () => {

@@ -10,6 +10,8 @@ import { ErrorCode, LABEL, PluginError, defaultSpec, type LogChunk } from '../..
 import { startContainerd, type Harness } from '../helpers/containerd.js';
 import { startExecutor } from '../helpers/executor.js';
 import { leftoversIn } from '../helpers/leftovers.js';
+import { rejectsCode } from '../helpers/rejects.js';
+import { alive, until } from '../helpers/serve.js';
 
 let h: Harness;
 before(async () => {
@@ -18,14 +20,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-async function rejectsCode(p: Promise<unknown> | (() => unknown), code: ErrorCode, re?: RegExp): Promise<void> {
-  await assert.rejects(async () => (typeof p === 'function' ? p() : p), (err: unknown) => {
-    assert.equal((err as PluginError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return true;
-  });
-}
 
 async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; stderr: string }> {
   const out = { stdout: '', stderr: '' };
@@ -52,6 +46,7 @@ describe('executor', () => {
       assert.equal(ctr.labels[LABEL.managed], '1');
       // Task deleted and FIFOs gone at exit; the container and logs stay until rm.
       assert.deepEqual(await leftoversIn(r.client, r.dataDir), ['container p1', 'log dir p1']);
+      // A while for a second report to show: the point is that none comes.
       await sleep(200);
       assert.equal(r.exits.filter((e) => e.id === 'p1').length, 1);
     } finally {
@@ -74,7 +69,7 @@ describe('executor', () => {
       // containerd may repeat an exit (shim reconnects); feed the real event in again.
       r.executor.handleEvent(seen[0] as ContainerdEvent);
       r.executor.handleEvent(seen[0] as ContainerdEvent);
-      await sleep(200);
+      await r.executor.settled('dup');
       assert.equal(r.exits.filter((e) => e.id === 'dup').length, 1);
     } finally {
       sub.close();
@@ -197,12 +192,12 @@ describe('executor', () => {
     // Numbered lines, fast enough to fill part of the pipe while nobody reads.
     const counter = "i=0; while [ $i -lt 4000 ]; do echo line$i; i=$((i+1)); if [ $((i % 100)) = 0 ]; then sleep 0.05; fi; done; sleep 1000";
     await first.run('writer', ['sh', '-c', counter]);
-    await first.run('quitter', ['sh', '-c', 'sleep 0.3; echo last words; exit 4']);
+    const quitter = await first.run('quitter', ['sh', '-c', 'sleep 0.3; echo last words; exit 4']);
     await first.run('idle', ['sleep', '1000']);
-    await sleep(100);
+    await until('the writer writing', async () => (await collect(first.executor.logs('writer', { stream: 'stdout' }))).stdout.includes('line0\n'));
     // plugind goes away: copy loops closed, plugins untouched.
     await first.close();
-    await sleep(700);
+    await until('quitter exited with nobody reading', () => !alive(quitter.pid));
 
     const second = await startExecutor(h, { client: h.client('x').withNamespace(first.client.namespace), dataDir: first.dataDir });
     try {
@@ -214,10 +209,7 @@ describe('executor', () => {
       assert.equal(second.executor.status('writer').state, 'running');
       // Wait until the writer is done, then check for gaps.
       const want = Array.from({ length: 4000 }, (_, i) => `line${i}\n`).join('');
-      for (let i = 0; i < 100; i++) {
-        if ((await collect(second.executor.logs('writer', { stream: 'stdout' }))).stdout.length >= want.length) break;
-        await sleep(100);
-      }
+      await until('the writer done', async () => (await collect(second.executor.logs('writer', { stream: 'stdout' }))).stdout.length >= want.length, 10_000).catch(() => {});
       assert.equal((await collect(second.executor.logs('writer', { stream: 'stdout' }))).stdout, want);
       await second.executor.stop('writer', 0);
       await second.executor.stop('idle', 0);
@@ -246,6 +238,7 @@ describe('executor', () => {
       assert.equal(second.executor.status('told').exitStatus, 4);
       assert.equal((await collect(second.executor.logs('told'))).stdout, 'bye\n');
       assert.deepEqual(await leftoversIn(c, first.dataDir), ['container told', 'log dir told']);
+      // A while for a second report to show: the point is that none comes.
       await sleep(200);
       assert.deepEqual(second.exits, [], 'not told again');
       await second.executor.remove('told');
@@ -265,7 +258,7 @@ describe('executor', () => {
       assert.equal((await r.exitOf('late')).exitStatus, 255);
       await r.client.tasks.create({ containerId: 'late' });
       assert.deepEqual((await r.client.tasks.list()).map((t) => t.status), ['created']);
-      for (let i = 0; i < 100 && (await r.client.tasks.list()).length > 0; i++) await sleep(100);
+      await until('the late task deleted', async () => (await r.client.tasks.list()).length === 0, 10_000).catch(() => {});
       assert.deepEqual(await r.client.tasks.list(), [], 'the late task is deleted');
       assert.equal(r.executor.status('late').state, 'stopped');
       assert.equal(r.executor.status('late').exitStatus, 255);

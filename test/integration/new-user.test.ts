@@ -11,6 +11,7 @@ import type { PluginsClient } from '../../src/api/client.js';
 import { ErrorCode } from '../../src/containerd/index.js';
 import { defaultSpec } from '../../src/executor/index.js';
 import { cli } from '../helpers/cli.js';
+import { settled } from '../helpers/rejects.js';
 import type { Harness } from '../helpers/containerd.js';
 import { leftovers, logText, metricsText, sample, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
@@ -27,15 +28,6 @@ before(async () => {
 after(async () => {
   await rig?.close();
 });
-
-async function rejection(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: (err as { code: string }).code, message: (err as Error).message };
-  }
-  return { code: 'OK', message: '' };
-}
 
 async function stopped(id: string): Promise<void> {
   await until(`${id} to stop`, async () => (await c.inspect(id)).state === 'stopped');
@@ -55,7 +47,7 @@ test('ids of 64 to 76 characters run; the hostname is the id cut to what Linux t
   }
   const spec = defaultSpec({ rootfs: h.rootfs, args: ['true'] });
   spec.hostname = 'n'.repeat(70);
-  const r = await rejection(c.run('named', { specJson: JSON.stringify(spec) }));
+  const r = await settled(c.run('named', { specJson: JSON.stringify(spec) }));
   assert.equal(r.code, ErrorCode.InvalidArgument);
   assert.match(r.message, /plugin named: spec.hostname is 70 bytes; Linux allows 64/);
   assert.deepEqual(await leftovers(rig), []);
@@ -71,7 +63,7 @@ test('a deeply nested or oversized spec is INVALID_ARGUMENT naming --spec; no wo
     [inSpec, /plugin deep: --spec nests deeper than 64 levels/],
     [JSON.stringify({ pad: 'x'.repeat(40 << 20) }), /plugin deep: --spec is 4194\d+ bytes; at most 1048576/],
   ] as Array<[string, RegExp]>) {
-    const r = await rejection(c.run('deep', { specJson }));
+    const r = await settled(c.run('deep', { specJson }));
     assert.equal(r.code, ErrorCode.InvalidArgument, r.message.slice(0, 200));
     assert.match(r.message, re);
   }
@@ -81,7 +73,7 @@ test('a deeply nested or oversized spec is INVALID_ARGUMENT naming --spec; no wo
 });
 
 test('--rm with --restart is refused, as docker does', async () => {
-  const r = await rejection(c.run('rmr', { rootfs: h.rootfs, args: ['false'], autoRemove: true, restart: 'on-failure:3' }));
+  const r = await settled(c.run('rmr', { rootfs: h.rootfs, args: ['false'], autoRemove: true, restart: 'on-failure:3' }));
   assert.equal(r.code, ErrorCode.InvalidArgument);
   assert.match(r.message, /plugin rmr: --rm and --restart on-failure:3 cannot be combined/);
   assert.deepEqual(await leftovers(rig), []);
@@ -90,7 +82,7 @@ test('--rm with --restart is refused, as docker does', async () => {
 test('a stopped plugin is not replaced by run unless --replace; its logs stay until then', async () => {
   await c.run('again', { rootfs: h.rootfs, args: ['echo', 'first'] });
   await stopped('again');
-  const r = await rejection(c.run('again', { rootfs: h.rootfs, args: ['echo', 'second'] }));
+  const r = await settled(c.run('again', { rootfs: h.rootfs, args: ['echo', 'second'] }));
   assert.equal(r.code, ErrorCode.AlreadyExists);
   assert.match(r.message, /plugin again exists \(stopped\); remove it first \(plugind rm again\) or run with --replace/);
   assert.equal(await logText(c, 'again'), 'first\n', 'nothing of the old plugin was touched');
