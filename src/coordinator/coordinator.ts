@@ -1,6 +1,6 @@
 // The coordinator: shards plugin ids over worker threads (rendezvous
 // hashing), holds the one containerd event subscription and routes exits to
-// the owning shard, fans handled exits out to listeners, applies restart
+// the owning shard, tells exits to listeners (once each), applies restart
 // policies, and merges metrics. It never touches a plugin itself.
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
@@ -45,7 +45,7 @@ export interface PluginInfo extends PluginStatus {
 }
 
 export interface CoordinatorEvents {
-  /** A plugin exit, handled, exactly once. */
+  /** A plugin exit, told exactly once. */
   exit: [exit: PluginExit];
 }
 
@@ -358,7 +358,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.#closing) return;
     this.#closing = true;
     if (options.stopPlugins) {
-      // Exits must still be handled while plugins stop: the loop closes after.
+      // Exits must still be told and reaped while plugins stop: the loop closes after.
       await Promise.all(this.shards.map((s) => s.close(true)));
       await this.#loop.close();
     } else {

@@ -196,7 +196,7 @@ export class Executor {
    * Rebuilds state from containerd for every managed plugin this executor
    * owns: running tasks get their FIFOs re-opened (what they wrote while
    * nobody read is still in the pipe), stopped or vanished ones are cleaned
-   * up and reported through onExit, half-created ones are removed. Also the
+   * up and told through onExit, half-created ones are removed. Also the
    * reconcile after an event gap: exits missed meanwhile are found here.
    */
   restoreAll(): Promise<{ running: number; stopped: number; exited: number }> {
@@ -204,7 +204,7 @@ export class Executor {
   }
 
   /**
-   * Feeds a containerd event in; exits of init processes are handled, the
+   * Feeds a containerd event in; exits of init processes are told and reaped, the
    * rest ignored. With `told`, the caller has told the exit already and
    * onExit is not called for it: the exit is only reaped.
    */
@@ -223,7 +223,7 @@ export class Executor {
     return signalPlugin(this.#ctx, this.#get(id), n, options.all ?? false);
   }
 
-  /** SIGTERM, then SIGKILL after timeoutMs; resolves once the exit has been handled (see stopPlugin). */
+  /** SIGTERM, then SIGKILL after timeoutMs; resolves once the exit has been told and reaped (see stopPlugin). */
   async stop(id: string, timeoutMs = 10_000): Promise<PluginExit> {
     checkStopTimeout(timeoutMs);
     return stopPlugin(this.#ctx, this.#get(id), timeoutMs);

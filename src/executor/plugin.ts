@@ -37,7 +37,7 @@ export interface Plugin {
   exit: PluginExit | undefined;
   /** Task deleted, output flushed, exit recorded on the container. */
   reaped: boolean;
-  /** Resolves when the current task's exit has been handled and reaped. */
+  /** Resolves when the current task's exit has been told and reaped. */
   exited: Promise<PluginExit>;
   resolveExited: (e: PluginExit) => void;
 }

@@ -39,13 +39,13 @@ export type RestoreAction<K = KnownFacts, T = TaskFacts, R = RecordedFacts> =
   | { do: 'adopt-recorded'; recorded: R; outcome: 'stopped' }
   /** Its task vanished with no exit on record: report it exited (status unknown), look again for a late task. */
   | { do: 'report-vanished'; track: boolean; outcome: 'exited' }
-  /** A task made after the plugin was reported exited: delete it, the exit stays on record. */
+  /** A task made after the plugin was told exited: delete it, the exit stays on record. */
   | { do: 'drop-late-task'; known: K; task: T; reap: boolean; outcome: 'stopped' }
   /** Created but never started (plugind died mid-create): remove everything. */
   | { do: 'remove-half-created'; task: T; outcome: 'removed' }
   /** Exit told and recorded, task not yet deleted: reap it, draining what waits in the pipe. */
   | { do: 'reap-recorded'; task: T; recorded: R; outcome: 'stopped' }
-  /** A live task (or a stopped one whose exit is not yet handled): copy its output; `fresh` starts a new record. */
+  /** A live task (or a stopped one whose exit is not yet told): copy its output; `fresh` starts a new record. */
   | { do: 'attach'; task: T; fresh: boolean; state: 'running' | 'paused'; outcome: 'running' | 'exited' };
 
 export function decideRestore<K extends KnownFacts, T extends TaskFacts, R extends RecordedFacts>({ known, task, recorded }: RestoreFacts<K, T, R>): RestoreAction<K, T, R> {
@@ -65,7 +65,7 @@ export function decideRestore<K extends KnownFacts, T extends TaskFacts, R exten
   if (task.status === 'stopped' && recorded?.pid === task.pid && (!known || known.pid === task.pid)) {
     return { do: 'reap-recorded', task, recorded, outcome: 'stopped' };
   }
-  // A stopped task is still running to us until its exit is handled.
+  // A stopped task is still running to us until its exit is told.
   return {
     do: 'attach',
     task,

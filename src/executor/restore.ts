@@ -32,7 +32,7 @@ export async function restore(ctx: ExecutorContext, id: string): Promise<PluginS
  * Rebuilds state from containerd for every managed plugin this executor
  * owns: running tasks get their FIFOs re-opened (what they wrote while
  * nobody read is still in the pipe), stopped or vanished ones are cleaned
- * up and reported through onExit, half-created ones are removed. Also the
+ * up and told through onExit, half-created ones are removed. Also the
  * reconcile after an event gap: exits missed meanwhile are found here.
  */
 export async function restoreAll(ctx: ExecutorContext): Promise<{ running: number; stopped: number; exited: number }> {
@@ -87,9 +87,9 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         break;
       case 'drop-late-task':
         // A create cut short (its worker died mid-call) whose task containerd
-        // made after this plugin was found without one and reported exited:
+        // made after this plugin was found without one and told exited:
         // the task is never started. Drop it; the exit stays on record.
-        ctx.log.warn({ plugin: id }, 'deleting a task created after its plugin was reported exited');
+        ctx.log.warn({ plugin: id }, 'deleting a task created after its plugin was told exited');
         await forceDeleteTask(ctx, id);
         if (taskFifos) await dropFifos(ctx, taskFifos);
         if (action.reap) await reap(ctx, action.known, undefined);

@@ -31,7 +31,7 @@ export interface LogSettings {
 }
 
 export interface PluginSettings {
-  /** Delete container and logs once the exit is handled (`run --rm`). */
+  /** Delete container and logs once the exit is reaped (`run --rm`). */
   autoRemove: boolean;
   /** Restart policy, kept for the service: `no`, `on-failure`, `on-failure:N`. */
   restart: string;

@@ -1,5 +1,5 @@
 // Signals and stop: moby's SIGTERM-then-SIGKILL, tolerant of the kill that
-// races the exit. The exit itself is handled by exit.ts.
+// races the exit. The exit itself is told and reaped by exit.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, ignoreNotFound, isErrorCode, isNotFound } from '../common/errors.js';
 import { SIGKILL, SIGTERM, UNKNOWN_EXIT_STATUS, type ExecutorContext } from './context.js';
@@ -24,7 +24,7 @@ export async function signalPlugin(ctx: ExecutorContext, p: Plugin, n: number, a
 /**
  * SIGTERM, then SIGKILL after timeoutMs (a PID 1 gets no default signal
  * handlers: a bare `sleep` ignores SIGTERM). Resolves once the exit has
- * been handled. It waits on the task itself too, so it does not depend
+ * been reaped. It waits on the task itself too, so it does not depend
  * on the event stream.
  */
 export async function stopPlugin(ctx: ExecutorContext, p: Plugin, timeoutMs: number): Promise<PluginExit> {
