@@ -64,10 +64,16 @@ function start(): Promise<State> {
  * Exit events from the coordinator, on the port the first init brought.
  * Each waits for the restore, as every request does: one handled before its
  * plugin is restored would find no plugin, and the restore (listed before
- * the exit) would then take the task for running.
+ * the exit) would then take the task for running. A restore that failed
+ * drops them: the thread's next restore finds those exits itself.
  */
 function listen(port: MessagePort, done: Promise<unknown>, executor: Executor): void {
-  port.on('message', (n: ShardNotice) => void done.then(() => executor.handleEvent(n.event, { told: n.told })));
+  port.on('message', (n: ShardNotice) =>
+    done.then(
+      () => executor.handleEvent(n.event, { told: n.told }),
+      () => {},
+    ),
+  );
 }
 
 /** Restores this shard's plugins once; every other request waits for it. */

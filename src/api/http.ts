@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator } from '../coordinator/index.js';
+import { listenRefused } from './wire.js';
 
 export class MetricsServer {
   readonly #server: http.Server;
@@ -55,7 +56,7 @@ export class MetricsServer {
     const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
     await new Promise<void>((resolve, reject) => {
       const fail = (err: NodeJS.ErrnoException): void =>
-        reject(new CodedError(ErrorCode.InvalidArgument, `--metrics-address ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`));
+        reject(listenRefused('--metrics-address', address, err));
       this.#server.once('error', fail);
       this.#server.listen(Number(m[2]), host, () => {
         this.#server.off('error', fail);

@@ -13,6 +13,7 @@ import {
   DEFAULT_INIT_PATH,
   debugService,
   grpcTarget,
+  listenRefused,
   parseApiAddress,
   pluginsService,
   probe,
@@ -95,7 +96,6 @@ export interface RunDefaults {
   /** The static init binary on the host. */
   initPath: string;
 }
-
 
 /**
  * The spec and settings a run request asks for, or INVALID_ARGUMENT naming
@@ -345,10 +345,10 @@ export async function checkApiAddress(address: string, options: AddressOptions =
   if (options.group !== undefined) await resolveGroup(options.group);
   if (a.kind === 'unix') {
     await removeStaleSocket(a.path);
-  } else if (a.port !== 0) {
+  } else {
     await new Promise<void>((resolve, reject) => {
       const trial = createServer();
-      trial.once('error', (err: NodeJS.ErrnoException) => reject(invalid(`--address ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`)));
+      trial.once('error', (err: NodeJS.ErrnoException) => reject(listenRefused('--address', address, err)));
       trial.listen(a.port, a.host, () => trial.close(() => resolve()));
     });
   }

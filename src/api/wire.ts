@@ -133,6 +133,11 @@ export function probe(a: ApiAddress, timeoutMs = 1000): Promise<NodeJS.ErrnoExce
   });
 }
 
+/** A listen that failed, as INVALID_ARGUMENT naming the flag and address the user gave. */
+export function listenRefused(flag: string, address: string, err: NodeJS.ErrnoException): CodedError {
+  return new CodedError(ErrorCode.InvalidArgument, `${flag} ${address}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`);
+}
+
 /** Certificate files for mutual TLS: our cert and key, and the CA that signs the peers'. */
 export interface TlsFiles {
   cert: string;

@@ -187,13 +187,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     for (const p of plugins) {
       this.#restarts.restored(p.id, p.settings.restart);
-      if (p.state === 'running' || p.state === 'paused') this.#running.set(p.id, p.pid);
+      if (p.state === 'running' || p.state === 'paused') this.#started(p.id, p.pid);
     }
   }
 
   /** An exit a shard found itself (a stop's Wait, a restore, an event not told here). */
   #onPush(push: ShardPush): void {
     this.#tell(push.exit);
+  }
+
+  /**
+   * A task runs with this pid, says a reply (create, restart, list). An exit
+   * that came first was told by the shard already: the reply is older news.
+   */
+  #started(id: string, pid: number): void {
+    if (!this.#told.has(id, pid)) this.#running.set(id, pid);
   }
 
   /** Tells an exit, once: listeners, the exit count, the restart policy. */
@@ -235,7 +243,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.metrics.pluginRestarts.inc({ plugin: id });
       try {
         const { pid } = await this.#shard(id).request({ kind: 'recreate', id });
-        this.#running.set(id, pid);
+        this.#started(id, pid);
       } catch (err) {
         this.#log.error({ plugin: id, err }, 'restart failed');
       }
@@ -253,8 +261,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#told.delete(id);
     const shard = this.#shard(id);
     const { pid, startedAtMs } = await shard.request({ kind: 'create', id, spec, settings, replace: options.replace ?? false });
-    // An exit that came first was told by the shard: its reply is older news.
-    if (!this.#told.has(id, pid)) this.#running.set(id, pid);
+    this.#started(id, pid);
     this.metrics.createDuration.observe(Math.max(0, startedAtMs - receivedAtMs) / 1000);
     return { pid, shard: shard.index };
   }
