@@ -3,7 +3,7 @@
 // metrics. The coordinator talks to it through piscina tasks (see
 // src/coordinator/protocol.ts) and one-way notices; exits it finds itself
 // are pushed back on parentPort.
-import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { isMainThread, parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pino } from 'pino';
 import { CodedError, ErrorCode, errorCode } from '../src/common/errors.js';
 import { connect, type ContainerdClient } from '../src/containerd/index.js';
@@ -66,14 +66,26 @@ function start(): Promise<State> {
  * plugin is restored would find no plugin, and the restore (listed before
  * the exit) would then take the task for running. A restore that failed
  * drops them: the thread's next restore finds those exits itself.
+ *
+ * Requests come on another port, so a request can arrive before an exit
+ * the coordinator posted first (and may have told already: `rm` right
+ * after the exit was seen). Every request drains the notices port first.
  */
+let notices: { port: MessagePort; take: (n: ShardNotice) => void } | undefined;
+
 function listen(port: MessagePort, done: Promise<unknown>, executor: Executor): void {
-  port.on('message', (n: ShardNotice) =>
-    done.then(
+  const take = (n: ShardNotice): void =>
+    void done.then(
       () => executor.handleEvent(n.event, { told: n.told }),
       () => {},
-    ),
-  );
+    );
+  notices = { port, take };
+  port.on('message', take);
+}
+
+function drainNotices(): void {
+  if (!notices) return;
+  for (let m = receiveMessageOnPort(notices.port); m; m = receiveMessageOnPort(notices.port)) notices.take(m.message as ShardNotice);
 }
 
 /** Restores this shard's plugins once; every other request waits for it. */
@@ -172,6 +184,7 @@ function crash(): null {
 async function dispatch(req: ShardRequest): Promise<unknown> {
   if (req.kind === 'crash') return crash();
   if (req.kind === 'init') return init(req.notices);
+  drainNotices();
   await init();
   const handler = handlers[req.kind] as (r: PluginRequest, s: State) => unknown;
   return handler(req, await start());

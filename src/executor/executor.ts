@@ -231,7 +231,13 @@ export class Executor {
 
   /** Removes a stopped plugin (container, FIFOs, logs); a running one only with force (killed first). */
   async remove(id: string, options: { force?: boolean } = {}): Promise<void> {
-    const p = this.#get(id);
+    let p = this.#get(id);
+    // An exit fed in just before is still queued on the id: let it land
+    // before calling the plugin running.
+    if (p.state !== 'stopped' && !options.force && this.#ctx.queue.has(id)) {
+      await this.settled(id);
+      p = this.#get(id);
+    }
     if (p.state !== 'stopped') {
       if (!options.force) {
         throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`, { plugin: id });

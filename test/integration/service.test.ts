@@ -138,6 +138,31 @@ test('50 plugins over 2 shards: output, exits once each, metrics that add up', a
   assert.deepEqual(await s.client.list(), []);
 });
 
+test('rm as soon as the exit is on the events stream removes the plugin (the exit is never overtaken)', async () => {
+  const ids = Array.from({ length: 24 }, (_, i) => `quick-${i}`);
+  const own = s.client.events();
+  const errors: string[] = [];
+  const removed = new Set<string>();
+  const all = (async () => {
+    for await (const e of own) {
+      if (!e.id.startsWith('quick-')) continue;
+      // No await between the exit and the rm: the race a script has.
+      await s.client.remove(e.id).then(
+        () => removed.add(e.id),
+        (err: Error) => errors.push(err.message),
+      );
+      if (removed.size + errors.length === ids.length) break;
+    }
+  })();
+  await own.ready();
+  await pool(ids, 8, (id) => s.client.run(id, { rootfs: h.rootfs, args: ['true'] }));
+  await all;
+  own.close();
+  assert.deepEqual(errors, []);
+  assert.equal(removed.size, ids.length);
+  assert.deepEqual((await s.client.list()).filter((p) => p.id.startsWith('quick-')), []);
+});
+
 test('a crashed worker is replaced; its plugins keep running and logging; nothing exits', async (t) => {
   let lost = 0;
   const ids = await tickers(4);
