@@ -1,16 +1,13 @@
-// FIFO sets for plugin stdio. Node cannot mkfifo, and a `mkfifo` child per
-// plugin would put a process spawn on every create, so FIFO sets are made
-// ahead of time in batches (one spawn per batch) in a pool directory and
-// moved into place with a rename. Read ends are opened O_NONBLOCK so that
-// they are read through epoll, never a threadpool thread.
-import { execFile } from 'node:child_process';
+// FIFO sets for plugin stdio, made ahead of time in batches in a pool
+// directory (mkfifo through libc.ts) and moved into place with a rename, so
+// a create costs one rename; a set whose streams ended goes back to the
+// pool. Read ends are opened O_NONBLOCK so that they are read through epoll,
+// never a threadpool thread.
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, open as openCb } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { mkfifoSync } from './libc.js';
 
 export interface FifoSet {
   /** Directory that holds both FIFOs; removing it removes the set. */
@@ -27,7 +24,7 @@ export interface FifoPoolOptions {
    * different threads must not share one. Default ".pool".
    */
   poolName?: string;
-  /** Sets made per `mkfifo` spawn. Default 32. */
+  /** Sets made per refill. Default 32. */
   batch?: number;
 }
 
@@ -64,11 +61,10 @@ export class FifoPool {
     await Promise.all(dirs.map((d) => mkdir(d, { mode: 0o700 })));
     const paths = dirs.flatMap((d) => [join(d, 'stdout'), join(d, 'stderr')]);
     try {
-      await execFileP('mkfifo', ['-m', '600', ...paths]);
+      for (const path of paths) mkfifoSync(path, 0o600);
     } catch (err) {
       await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-      const stderr = String((err as { stderr?: unknown }).stderr ?? '').split('\n')[0] || (err as Error).message;
-      throw new Error(`cannot make FIFOs in ${this.#pool}: ${stderr}`, { cause: err });
+      throw new Error(`cannot make FIFOs in ${this.#pool}: ${(err as Error).message}`, { cause: err });
     }
     this.#ready.push(...dirs);
   }

@@ -1,11 +1,16 @@
 // A plugin's output stream on disk: `<name>.log` plus rotated `<name>.log.1`
-// (newest) … `<name>.log.<maxFiles-1>`. Writes are batched (writev of
-// whatever queued while the previous write ran), and the Writable's buffer
-// is the backpressure signal the copy loop obeys in lossless mode. A write
-// that fails for want of space waits and retries, so a full disk holds the
-// output back (as a slow one does) instead of ending it.
+// (newest) … `<name>.log.<maxFiles-1>`.
+//
+// writeNow() writes a chunk at once, in the caller's turn (a write(2) to
+// the page cache, no threadpool round trip), whenever nothing is queued.
+// Anything that cannot go that way (a rotation due, a write that failed or
+// came short, a disk that was slow) is queued on the Writable, whose writes
+// are batched (writev of whatever queued while the previous write ran) and
+// whose buffer is the backpressure signal the copy loop obeys in lossless
+// mode. A write that fails for want of space waits and retries, so a full
+// disk holds the output back (as a slow one does) instead of ending it.
 import { EventEmitter } from 'node:events';
-import { close, fstat, mkdir, open, readdir, rename, unlink, writev } from 'node:fs';
+import { close, fstat, mkdir, open, readdir, rename, unlink, writeSync, writev } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -72,6 +77,13 @@ export interface WriteHooks {
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 2000;
 
+// A write(2) to the page cache takes microseconds; one that took SLOW_MS
+// met a throttled or slow disk, and the file's writes go through the
+// threadpool for SLOW_HOLD_MS, so that the thread's other plugins are not
+// held up behind it.
+const SLOW_MS = 20;
+const SLOW_HOLD_MS = 1000;
+
 interface Episode {
   code: string;
   since: number;
@@ -135,6 +147,8 @@ export class RotatingLogFile extends Writable {
   #writing: Promise<void> | undefined;
   /** Cuts a retry's wait short when the file is destroyed. */
   #wake: (() => void) | undefined;
+  /** writeNow() queues until then (performance.now()): the last direct write was slow. */
+  #slowUntil = 0;
 
   constructor(dir: string, name: string, rotation: RotationOptions = {}, options: { highWaterMark?: number; fdHooks?: FdHooks } = {}) {
     super({ highWaterMark: options.highWaterMark ?? 1 << 20, decodeStrings: false });
@@ -212,6 +226,33 @@ export class RotatingLogFile extends Writable {
     this.#fd = await this.#openLive();
     this.#size = 0;
     this.notify.emit('rotated');
+  }
+
+  /**
+   * Writes chunk now if nothing waits before it, else queues a copy of what
+   * is left (the caller may reuse chunk once this returns). Returns what
+   * write() returns: false once the queue is over its high-water mark.
+   */
+  writeNow(chunk: Buffer): boolean {
+    let off = 0;
+    if (this.#fd >= 0 && this.writableLength === 0 && this.#episode === undefined && !this.writableEnded && !this.destroyed) {
+      const t0 = performance.now();
+      if (t0 >= this.#slowUntil) {
+        try {
+          while (off < chunk.length && this.#size < this.#maxSize) {
+            const n = writeSync(this.#fd, chunk, off, Math.min(chunk.length - off, this.#maxSize - this.#size));
+            this.#size += n;
+            off += n;
+          }
+        } catch {
+          // The queued write meets the error again, and reports and handles it.
+        }
+        if (performance.now() - t0 >= SLOW_MS) this.#slowUntil = performance.now() + SLOW_HOLD_MS;
+        if (off > 0) this.notify.emit('written', off);
+        if (off === chunk.length) return true;
+      }
+    }
+    return this.write(Buffer.from(chunk.subarray(off)));
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {

@@ -14,6 +14,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openReadEnd, type FifoSet } from './fifo.js';
+import { growPipe } from './libc.js';
 import { RotatingLogFile, makeLogDir, type FdHooks, type RotationOptions, type WriteFailure, type WriteRecovery } from './log-file.js';
 
 export type StreamName = 'stdout' | 'stderr';
@@ -46,12 +47,42 @@ export interface StdioOptions {
   fdHooks?: FdHooks;
 }
 
-const BATCH = 512 << 10;
-const FLUSH_MS = 5;
+// Every stream of a thread reads into one buffer: a read is copied out
+// (written to its file, or queued) before the callback returns, and
+// callbacks never overlap. As large as a pipe grows.
+const READ_BUFFER = 1 << 20;
+let readBuffer: Buffer | undefined;
+const sharedBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+
+// A read that brings FLOOD_READ bytes or more found output waiting: the
+// plugin writes faster than it is read. Its pipe is grown to READ_BUFFER and
+// the stream is read again only after PACE_MS, so that reads come big and
+// few (a busybox writes 4 KiB at a time; read as it arrives, that is a wake,
+// a read and a write per few KiB). Output a plugin writes now and then is
+// read, and written, as it comes.
+const FLOOD_READ = 16 << 10;
+const PACE_MS = 4;
+
+/** Streams held back after a flood read, resumed together every PACE_MS. */
+const paced = new Set<net.Socket>();
+let paceTimer: NodeJS.Timeout | undefined;
+function pace(socket: net.Socket): void {
+  paced.add(socket);
+  paceTimer ??= setTimeout(() => {
+    paceTimer = undefined;
+    const due = [...paced];
+    paced.clear();
+    for (const s of due) if (!s.destroyed) s.resume();
+  }, PACE_MS);
+}
 
 interface Pipe {
   socket: net.Socket;
   file: RotatingLogFile;
+  /** The stream's chunk handler, called by the socket's onread: false stops reading. */
+  onChunk: (chunk: Buffer) => boolean;
+  /** What was read before the copy loop took over (copies). */
+  early: Buffer[];
 }
 
 export class PluginIO {
@@ -82,10 +113,35 @@ export class PluginIO {
       opened.push(file);
       const ready = Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
       const fd = await openReadEnd(fifos[stream]);
-      const socket = new net.Socket({ fd, readable: true, writable: false });
+      // The socket reads from the start; until the copy loop takes over,
+      // chunks are kept aside.
+      const early: Buffer[] = [];
+      const pipe: Pipe = { file, socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
+      let grown = false;
+      // onread (a buffer the caller owns, no 'data' events) is a constructor
+      // option too, though @types/node lists it for connect() only.
+      const socket = new net.Socket({
+        fd,
+        readable: true,
+        writable: false,
+        onread: {
+          buffer: sharedBuffer,
+          callback: (n: number, buf: Uint8Array): boolean => {
+            const more = pipe.onChunk((buf as Buffer).subarray(0, n));
+            if (n < FLOOD_READ || !more) return more;
+            if (!grown) {
+              grown = true;
+              growPipe(fd, READ_BUFFER);
+            }
+            pace(socket);
+            return false;
+          },
+        },
+      } as net.SocketConstructorOpts);
+      pipe.socket = socket;
       opened.push(socket);
       await ready;
-      return { socket, file };
+      return pipe;
     };
     const results = await Promise.allSettled(STREAMS.map(openStream));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -97,55 +153,42 @@ export class PluginIO {
     return new PluginIO(fifos, { stdout, stderr }, options);
   }
 
-  /** Copies one stream; resolves when its file is closed and, if the file gave up first, its FIFO read to the end. */
-  #copy(stream: StreamName, { socket, file }: Pipe, mode: LogMode, bufferSize: number, options: StdioOptions): Promise<void> {
+  /**
+   * Copies one stream; resolves when its file is closed and, if the file gave
+   * up first, its FIFO read to the end. A chunk is the shared read buffer:
+   * the file writes it at once or keeps a copy.
+   */
+  #copy(stream: StreamName, pipe: Pipe, mode: LogMode, bufferSize: number, options: StdioOptions): Promise<void> {
+    const { socket, file } = pipe;
     const { onBytes, onDropped } = options;
     const socketClosed = new Promise((resolve) => socket.once('close', resolve));
     let fileFailed = false;
     const fileClosed = file.closed ? Promise.resolve() : new Promise((resolve) => file.once('close', resolve));
-    // Under a flood, reads bring a few KiB each, and a write per read would
-    // cost a threadpool round trip and a syscall per few KiB. So a chunk that
-    // follows the previous one closely corks the file, and the batch is
-    // written in one writev when BATCH bytes wait or FLUSH_MS have passed.
-    // A chunk after a quiet spell (a plugin's ordinary logging) is written
-    // at once: it waits in plugind's memory no longer than it must.
-    let timer: NodeJS.Timeout | undefined;
-    let last = 0;
-    const flush = (): void => {
-      if (timer === undefined) return;
-      clearTimeout(timer);
-      timer = undefined;
-      file.uncork();
+    const resume = (): void => {
+      socket.resume();
     };
-    const write = (chunk: Buffer): boolean => {
-      const now = performance.now();
-      const busy = now - last < FLUSH_MS;
-      last = now;
-      if (timer === undefined && busy) {
-        file.cork();
-        timer = setTimeout(flush, FLUSH_MS);
-      }
-      const ok = file.write(chunk);
-      if (file.writableLength >= BATCH) flush();
-      return ok;
-    };
-    const copyChunk = (chunk: Buffer): void => {
+    pipe.onChunk = (chunk) => {
       onBytes?.(stream, chunk.length);
+      if (fileFailed) {
+        onDropped?.(stream, chunk.length);
+        return true;
+      }
       if (mode === 'non-blocking') {
         if (file.writableLength + chunk.length > bufferSize) {
           onDropped?.(stream, chunk.length);
-          return;
+          return true;
         }
-        write(chunk);
-      } else if (!write(chunk)) {
-        socket.pause();
-        flush();
-        file.once('drain', () => socket.resume());
+        file.writeNow(chunk);
+        return true;
       }
+      if (file.writeNow(chunk)) return true;
+      // The file holds a megabyte it could not write yet: stop reading
+      // until it is out, and the plugin blocks in write().
+      file.once('drain', resume);
+      return false;
     };
-    socket.on('data', copyChunk);
+    for (const chunk of pipe.early.splice(0)) if (!pipe.onChunk(chunk)) socket.pause();
     const end = (): void => {
-      flush();
       file.end();
     };
     socket.once('end', end);
@@ -158,13 +201,7 @@ export class PluginIO {
     const dropRest = (): void => {
       if (fileFailed) return;
       fileFailed = true;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      socket.off('data', copyChunk);
-      socket.on('data', (chunk: Buffer) => {
-        onBytes?.(stream, chunk.length);
-        onDropped?.(stream, chunk.length);
-      });
+      file.off('drain', resume);
       socket.resume();
     };
     file.writeHooks = {
