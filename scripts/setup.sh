@@ -3,13 +3,14 @@
 # containerd, runc, a static busybox for test plugins, tini (its static
 # build is what `run --init` puts in front of a plugin), prometheus (promtool,
 # a real scraper) and systemd (systemd-analyze, to check deploy/systemd)
-# from Debian, and the npm dependencies. Idempotent: it installs only what
-# is missing.
+# from Debian, golang-go to build the FIFO keeper (a static binary,
+# build/plugind-fifo-keeper), and the npm dependencies. Idempotent: it
+# installs only what is missing and rebuilds only what is out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in containerd runc busybox-static prometheus systemd tini; do
+for pkg in containerd runc busybox-static prometheus systemd tini golang-go; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,4 +23,15 @@ fi
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund >&2
+fi
+
+# The FIFO keeper, when missing or older than its source: Go's standard
+# library only, no modules, no network; static, so it runs on any host of
+# the same architecture.
+keeper=build/plugind-fifo-keeper
+src=src/keeper/fifo-keeper
+if [ ! -x "$keeper" ] || [ -n "$(find "$src" -newer "$keeper" -print -quit)" ]; then
+  echo "setup: go build $keeper" >&2
+  mkdir -p build
+  CGO_ENABLED=0 GO111MODULE=off GOFLAGS= go build -trimpath -ldflags='-s -w' -o "$keeper" "./$src"
 fi

@@ -299,7 +299,7 @@ export class Executor {
    * in which a plugin exiting now still gets its output to the file; what
    * was read is flushed. Plugins keep running; what they write meanwhile
    * waits in the pipe for the next reader (held there, once a plugin exits,
-   * by the FIFO keeper: see src/keeper/main.ts).
+   * by the FIFO keeper: see src/keeper/fifo-keeper/main.go).
    */
   async close(): Promise<void> {
     cancelLateChecks(this.#ctx);

@@ -1,6 +1,7 @@
 // Starts (or finds) the FIFO keeper of a namespace's plugins dir: the
 // process, apart from plugind and outliving it, that holds every plugin FIFO
-// so that output a plugin writes while no plugind runs is kept (main.ts).
+// so that output a plugin writes while no plugind runs is kept
+// (fifo-keeper/main.go, a static Go binary built by scripts/setup.sh).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -8,16 +9,17 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pluginPaths } from '../common/paths.js';
 
-/** The keeper's entry beside this module: compiled (dist/src/keeper/main.js), or the TypeScript source under tsx. */
-function keeperFile(): string {
-  const js = fileURLToPath(new URL('./main.js', import.meta.url));
-  return existsSync(js) ? js : js.replace(/\.js$/, '.ts');
+/** The keeper binary, in the package's build/: beside src/ from source, beside dist/ when compiled (dist/src/keeper/). */
+export function keeperBinary(): string {
+  const up = /\/dist\/src\/keeper\/?$/.test(fileURLToPath(new URL('.', import.meta.url))) ? '../../../' : '../../';
+  return fileURLToPath(new URL(`${up}build/plugind-fifo-keeper`, import.meta.url));
 }
 
-// A keeper's command line names its entry: keeper/main.js now,
-// workers/fifo-keeper.js when an older plugind started it (it is the same
-// program and is found again, not doubled).
-const KEEPER_ENTRY = /(\/keeper\/main|\/fifo-keeper)\.[jt]s$/;
+// A keeper's command line names its program: build/plugind-fifo-keeper now;
+// keeper/main.js (or .ts) or workers/fifo-keeper.js when an older plugind
+// started a Node keeper. Those hold FIFOs the same way and are found again,
+// not doubled.
+const KEEPER_ENTRY = /\/plugind-fifo-keeper$|(\/keeper\/main|\/fifo-keeper)\.[jt]s$/;
 
 /** The keeper of a plugins dir (its `fifo/`) and its pid file. */
 export function keeperPaths(dir: string): { root: string; pidFile: string } {
@@ -36,25 +38,28 @@ export async function runningKeeper(dir: string): Promise<number | undefined> {
 
 /**
  * Returns the pid of the plugins dir's keeper, starting one (detached: it
- * outlives us) when none runs. Rejects if a new keeper does not come up in time.
+ * outlives us) when none runs. Rejects if the binary is missing or a new
+ * keeper does not come up in time.
  */
 export async function ensureFifoKeeper(dir: string): Promise<number> {
   const running = await runningKeeper(dir);
   if (running) return running;
   const { root, pidFile } = keeperPaths(dir);
-  const file = keeperFile();
-  const args = file.endsWith('.ts') ? ['--import', 'tsx', file, root, pidFile] : [file, root, pidFile];
-  // From source, tsx is resolved from the package root (src/keeper/../..).
-  const cwd = fileURLToPath(new URL('../..', import.meta.url));
-  const child = spawn(process.execPath, args, { cwd, detached: true, stdio: 'ignore' });
+  const bin = keeperBinary();
+  if (!existsSync(bin)) throw new Error(`FIFO keeper binary ${bin} is missing: build it with scripts/setup.sh`);
+  // cwd /: a keeper that outlives plugind pins no directory of ours.
+  const child = spawn(bin, [root, pidFile], { cwd: '/', detached: true, stdio: 'ignore' });
+  let failed: Error | undefined;
+  child.on('error', (err) => (failed = err));
   child.unref();
   const end = Date.now() + 10_000;
-  while (Date.now() < end && child.exitCode === null) {
-    if ((await runningKeeper(dir)) === child.pid) return child.pid as number;
+  while (Date.now() < end && !failed && child.exitCode === null && child.signalCode === null) {
+    if (child.pid !== undefined && (await runningKeeper(dir)) === child.pid) return child.pid;
     await sleep(20);
   }
   child.kill('SIGKILL');
-  throw new Error(`FIFO keeper for ${root} did not start (exit code ${child.exitCode})`);
+  if (failed) throw new Error(`FIFO keeper ${bin} could not be run: ${failed.message}`, { cause: failed });
+  throw new Error(`FIFO keeper for ${root} did not start (${child.signalCode ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`})`);
 }
 
 /** Stops the plugins dir's keeper, if one runs, and waits for it to go. */
