@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what plugind and its tests need on a Debian host (run as root):
-# containerd, runc, a static busybox for test plugins, tini (its static
-# build is what `run --init` puts in front of a plugin), prometheus (promtool,
+# containerd, runc, crun (for --runtime-binary crun), a static busybox for
+# test plugins, tini (its static build is what `run --init` puts in front of
+# a plugin), prometheus (promtool,
 # a real scraper) and systemd (systemd-analyze, to check deploy/systemd)
 # from Debian, golang-go to build the FIFO keeper (a static binary,
 # build/plugind-fifo-keeper), and the npm dependencies. Idempotent: it
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in containerd runc busybox-static prometheus systemd tini golang-go; do
+for pkg in containerd runc crun busybox-static prometheus systemd tini golang-go; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -46,6 +46,7 @@ function start(): Promise<State> {
     executor = new Executor({
       client,
       dataDir: config.dataDir,
+      ...(config.runtimeBinary ? { runcOptions: { binaryName: config.runtimeBinary } } : {}),
       owns: (id) => shardOf(id, config.shards) === config.shard,
       name: `shard${config.shard}`,
       fdHooks: new FdLedger(config.fdLedger),

@@ -28,6 +28,8 @@ export interface Plugin {
   exitedAt?: Date;
   restart: string;
   autoRemove: boolean;
+  /** Absolute path of the OCI runtime its shim runs; empty: runc on the shim's PATH. */
+  runtimeBinary: string;
 }
 
 export interface ExitEvent {
@@ -52,6 +54,8 @@ export interface RunOptions {
   replace?: boolean;
   /** Run a static init as PID 1; unset: plugind's default (`serve --init`). */
   init?: boolean;
+  /** The OCI runtime for the runc shim: a name on plugind's PATH or an absolute path; unset: `serve --runtime-binary`. */
+  runtimeBinary?: string;
 }
 
 function date(t: Timestamp | null | undefined): Date | undefined {
@@ -75,6 +79,7 @@ function plugin(p: WirePlugin): Plugin {
     createdAt: date(p.createdAt),
     restart: p.restart,
     autoRemove: p.autoRemove,
+    runtimeBinary: p.runtimeBinary,
   };
   if (p.exited) {
     out.exitStatus = p.exitStatus;

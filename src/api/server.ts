@@ -65,6 +65,7 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
     exitedAt: ts(p.exitedAt),
     restart: p.settings.restart,
     autoRemove: p.settings.autoRemove,
+    runtimeBinary: p.settings.runtimeBinary,
   };
 }
 
@@ -87,6 +88,7 @@ interface RunRequest {
   log: { mode: string; maxSize: number; maxFiles: number; bufferSize: number } | null;
   replace: boolean;
   init?: boolean;
+  runtimeBinary: string;
 }
 
 /** What `serve` decides for plugins whose run request does not say. */
@@ -137,6 +139,8 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
   }
   const settings: PluginSettingsInput = { autoRemove: req.autoRemove };
   if (req.restart) settings.restart = req.restart;
+  // Looked up by the shard (see resolveRuntimeBinary): a name on PATH, off this thread.
+  if (req.runtimeBinary) settings.runtimeBinary = req.runtimeBinary;
   if (req.log) {
     const log: NonNullable<PluginSettingsInput['log']> = {};
     if (req.log.mode) log.mode = req.log.mode as 'blocking' | 'non-blocking';

@@ -7,10 +7,11 @@ import { resolve } from 'node:path';
 import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
 import { apiSocketPath, pidFilePath, pluginsDir } from '../common/paths.js';
 import { Coordinator } from '../coordinator/index.js';
+import { resolveRuntimeBinary } from '../executor/index.js';
 import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../keeper/index.js';
 import { MetricsServer } from './http.js';
 import { ApiServer, checkApiAddress, validateApiAddress } from './server.js';
-import { DEFAULT_INIT_PATH } from './wire.js';
+import { DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY } from './wire.js';
 
 // How often serve checks that its FIFO keeper still runs.
 const KEEPER_CHECK_MS = 10_000;
@@ -37,6 +38,8 @@ export interface ServiceOptions {
   init?: boolean;
   /** The init binary. Default /usr/bin/tini-static. */
   initPath?: string;
+  /** The OCI runtime the runc shim runs for plugins that do not name one: a name on PATH or an absolute path. Default runc. */
+  runtimeBinary?: string;
   testHooks?: boolean;
   logger?: Logger;
 }
@@ -99,9 +102,9 @@ export class Service {
 
   /**
    * Starts everything, in an order that loses no exit. What can be refused
-   * (flags, the data dir lock, the API socket, the metrics port, the group)
-   * is checked before containerd or the FIFO keeper starts; a failure after
-   * that stops what was started.
+   * (flags, the runtime binary, the data dir lock, the API socket, the
+   * metrics port, the group) is checked before containerd or the FIFO
+   * keeper starts; a failure after that stops what was started.
    */
   async start(): Promise<void> {
     try {
@@ -116,6 +119,7 @@ export class Service {
     const o = this.#o;
     const api = { ...(o.tls ? { tls: o.tls } : {}), ...(o.group !== undefined ? { group: o.group } : {}) };
     validateApiAddress(this.apiAddress, api);
+    const runtimeBinary = await resolveRuntimeBinary(o.runtimeBinary ?? DEFAULT_RUNTIME_BINARY);
     await mkdir(this.dataDir, { recursive: true, mode: 0o711 });
     await this.#lock();
     await checkApiAddress(this.apiAddress, api);
@@ -157,6 +161,7 @@ export class Service {
       dataDir: this.dataDir,
       workers: o.workers ?? availableParallelism(),
       logLevel: o.logLevel ?? 'info',
+      runtimeBinary,
       logger: this.#log,
       testHooks: o.testHooks ?? false,
     });
@@ -184,7 +189,7 @@ export class Service {
     try {
       const counts = await co.start();
       markReady();
-      this.#log.info({ ...counts, workers: co.shards.length, namespace, containerd: address }, 'plugind ready');
+      this.#log.info({ ...counts, workers: co.shards.length, namespace, containerd: address, runtimeBinary }, 'plugind ready');
     } catch (err) {
       failReady(err as Error);
       throw err;

@@ -78,6 +78,8 @@ export function timestampMs(t: Timestamp | null | undefined): number | undefined
 export const DEFAULT_DATA_DIR = '/var/lib/plugind';
 /** The static init `serve --init` and `run --init` put in as PID 1. */
 export const DEFAULT_INIT_PATH = '/usr/bin/tini-static';
+/** The OCI runtime the runc shim runs unless `serve` or `run --runtime-binary` names another. */
+export const DEFAULT_RUNTIME_BINARY = 'runc';
 export const DEFAULT_ADDRESS = `unix://${apiSocketPath(DEFAULT_DATA_DIR)}`;
 
 export type ApiAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PluginsClient, type Plugin } from '../api/client.js';
-import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, type TlsFiles } from '../api/wire.js';
+import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY, type TlsFiles } from '../api/wire.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
@@ -31,6 +31,12 @@ function seconds(v: string): number {
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
+}
+
+/** A runtime binary as typed: a name is looked up on PATH by plugind, a path is made absolute here, relative to where the command runs. */
+function runtimeBinary(v: string): string {
+  if (v === '') throw new InvalidArgumentError('want a name on PATH or a path');
+  return v.includes('/') ? resolve(v) : v;
 }
 
 function level(v: string): string {
@@ -83,6 +89,7 @@ function pluginJson(p: Plugin): Record<string, unknown> {
   }
   o.restart = p.restart;
   o.autoRemove = p.autoRemove;
+  o.runtimeBinary = p.runtimeBinary;
   return o;
 }
 
@@ -109,6 +116,7 @@ program
   .option('--stop-plugins-on-exit', 'stop every plugin on shutdown (default: leave them running)')
   .option('--init', 'plugins that do not say (run --init / --no-init) get a static init as PID 1')
   .option('--init-path <file>', 'the static init binary', DEFAULT_INIT_PATH)
+  .option('--runtime-binary <name|path>', "OCI runtime run by runc's shim for plugins that do not say (crun, say)", runtimeBinary, DEFAULT_RUNTIME_BINARY)
   .option('--group <group>', 'API socket mode 0660 for this group (default: 0600, root only)')
   .option('--tls-cert <file>', 'server certificate: mutual TLS on a tcp:// address (required off loopback)')
   .option('--tls-key <file>', 'server key')
@@ -124,6 +132,7 @@ program
     stopPluginsOnExit?: boolean;
     init?: boolean;
     initPath: string;
+    runtimeBinary: string;
     group?: string;
     tlsCert?: string;
     tlsKey?: string;
@@ -140,6 +149,7 @@ program
       stopPluginsOnExit: o.stopPluginsOnExit ?? false,
       init: o.init ?? false,
       initPath: o.initPath,
+      runtimeBinary: o.runtimeBinary,
       logLevel: o.logLevel,
       testHooks: process.env.PLUGIND_TEST_HOOKS === '1',
       logger: log,
@@ -177,6 +187,7 @@ program
   .option('--replace', 'replace a stopped plugin of this id (its logs go too)')
   .option('--init', 'run a static init (tini) as PID 1: SIGTERM reaches CMD, orphans are reaped')
   .option('--no-init', 'no init, whatever serve --init says')
+  .option('--runtime-binary <name|path>', "OCI runtime run by runc's shim for this plugin (default: serve --runtime-binary)", runtimeBinary)
   .option('--restart <policy>', 'no | on-failure[:N]', 'no')
   .option('--log-mode <mode>', 'blocking (lossless) | non-blocking (drops, counted)')
   .option('--log-max-size <bytes>', 'rotate plugin log files at this size', int('--log-max-size', 1, MAX_LOG_SIZE))
@@ -209,6 +220,7 @@ program
         log,
         replace: Boolean(o.replace),
         ...(o.init !== undefined ? { init: Boolean(o.init) } : {}),
+        ...(o.runtimeBinary ? { runtimeBinary: o.runtimeBinary as string } : {}),
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
     });

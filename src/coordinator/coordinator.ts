@@ -33,6 +33,8 @@ export interface CoordinatorOptions {
   /** Shard worker threads. Default 2. */
   workers?: number;
   logLevel?: string;
+  /** What the runc shim runs for plugins that do not name a runtime binary: an absolute path. Default: runc on the shim's PATH. */
+  runtimeBinary?: string;
   logger?: Logger;
   /** Enables crashWorker() (tests). */
   testHooks?: boolean;
@@ -98,6 +100,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       namespace: options.namespace,
       dataDir,
       logLevel: options.logLevel ?? 'info',
+      runtimeBinary: options.runtimeBinary ?? '',
       testHooks: options.testHooks ?? false,
     };
     this.shards = Array.from(

@@ -18,6 +18,8 @@ export interface WorkerConfig {
   /** The executor's data dir (FIFOs, logs). */
   dataDir: string;
   logLevel: string;
+  /** The runtime binary (absolute path) of plugins that do not name one; '': runc on the shim's PATH. */
+  runtimeBinary: string;
   /** One bit per fd the worker's log files hold open; see FdLedger. */
   fdLedger: SharedArrayBuffer;
   /** Honour the 'crash' request (tests only). */

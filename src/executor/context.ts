@@ -11,7 +11,8 @@ import type { StdioOptions } from './stdio.js';
 
 export interface ExecutorContext {
   readonly client: ContainerdClient;
-  readonly runtime: { name: string; options?: Any };
+  /** The container's runtime for a plugin whose runc shim runs this binary ('' : runc on the shim's PATH). */
+  readonly runtime: (binary: string) => { name: string; options?: Any };
   readonly fifos: FifoPool;
   /** Plugin logs in `<logRoot>/<id>`. */
   readonly logRoot: string;

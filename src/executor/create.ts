@@ -29,7 +29,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
   if (known && !how.replace) {
     throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`, { plugin: id });
   }
-  const container = { id, labels: settingsToLabels(settings), runtime: ctx.runtime, spec: packed };
+  const container = { id, labels: settingsToLabels(settings), runtime: ctx.runtime(settings.runtimeBinary), spec: packed };
   // A stopped record we know of is replaced without a failing create first.
   if (known) await replaceStale(ctx, id, keepLogs);
   // FIFOs and log files are readied while containerd creates the

@@ -39,7 +39,7 @@ import type { OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
 import { cancelLateChecks } from './sweep.js';
-import { checkStopTimeout, parseSignal, validateSpec } from './validate.js';
+import { checkStopTimeout, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 
 export interface ExecutorOptions {
   client: ContainerdClient;
@@ -47,7 +47,11 @@ export interface ExecutorOptions {
   dataDir: string;
   /** Default io.containerd.runc.v2. */
   runtime?: string;
-  /** Options for the runc shim (runc root, binary, systemd cgroups). Default: none. */
+  /**
+   * Options for the runc shim (runc root, binary, systemd cgroups). Default:
+   * none. binaryName, an absolute path, is the runtime of plugins whose
+   * settings do not name one (a plugin's runtimeBinary replaces it).
+   */
   runcOptions?: RuncOptions;
   /**
    * Told once per exit, as soon as it is known; reaping (exit recorded on
@@ -94,10 +98,23 @@ export class Executor {
   readonly #onLogWriteError: ExecutorOptions['onLogWriteError'];
   readonly #fdHooks: FdHooks | undefined;
   readonly #log: Logger;
+  readonly #defaultBinary: string;
 
   constructor(options: ExecutorOptions) {
-    const runtime: { name: string; options?: Any } = { name: options.runtime ?? DEFAULT_RUNTIME };
-    if (options.runcOptions) runtime.options = packRuncOptions(options.runcOptions);
+    const name = options.runtime ?? DEFAULT_RUNTIME;
+    const runc = options.runcOptions;
+    this.#defaultBinary = runc?.binaryName ?? '';
+    // Packed once per binary, not per create.
+    const runtimes = new Map<string, { name: string; options?: Any }>();
+    const runtime = (binary: string): { name: string; options?: Any } => {
+      let r = runtimes.get(binary);
+      if (!r) {
+        r = { name };
+        if (runc || binary) r.options = packRuncOptions({ ...runc, binaryName: binary });
+        runtimes.set(binary, r);
+      }
+      return r;
+    };
     this.#onBytes = options.onBytes;
     this.#onDropped = options.onDropped;
     this.#onLogWriteError = options.onLogWriteError;
@@ -161,8 +178,9 @@ export class Executor {
     let settings: PluginSettings;
     let packed: Any;
     try {
-      settings = normalizeSettings(input);
+      settings = normalizeSettings(input, this.#defaultBinary);
       packed = await validateSpec(spec);
+      if (input.runtimeBinary) settings.runtimeBinary = await resolveRuntimeBinary(input.runtimeBinary);
     } catch (err) {
       throw forPlugin(id, err);
     }

@@ -2,7 +2,7 @@
 export { Executor } from './executor.js';
 export type { CreateOptions, ExecutorOptions, LogsOptions } from './executor.js';
 export type { PluginExit, PluginState, PluginStatus } from './plugin.js';
-export { parseSignal, validateSpec } from './validate.js';
+export { parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 export { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 export { PluginError, ErrorCode, errorCode } from './errors.js';
 export { validateId, MAX_ID_LENGTH } from './ids.js';

@@ -10,6 +10,7 @@ export const LABEL = {
   managed: 'io.plugind.managed',
   autoRemove: 'io.plugind.auto-remove',
   restart: 'io.plugind.restart',
+  runtimeBinary: 'io.plugind.runtime-binary',
   logMode: 'io.plugind.log.mode',
   logMaxSize: 'io.plugind.log.max-size',
   logMaxFiles: 'io.plugind.log.max-files',
@@ -35,6 +36,8 @@ export interface PluginSettings {
   autoRemove: boolean;
   /** Restart policy, kept for the service: `no`, `on-failure`, `on-failure:N`. */
   restart: string;
+  /** The OCI runtime the runc shim runs (its BinaryName), an absolute path; empty: runc on the shim's PATH. */
+  runtimeBinary: string;
   log: LogSettings;
 }
 
@@ -47,7 +50,8 @@ function positiveInt(name: string, v: unknown, max: number): number {
   return v;
 }
 
-export function normalizeSettings(input: PluginSettingsInput = {}): PluginSettings {
+/** Checks the settings; runtimeBinary defaults to defaultBinary and is looked up by the caller (see resolveRuntimeBinary). */
+export function normalizeSettings(input: PluginSettingsInput = {}, defaultBinary = ''): PluginSettings {
   const log = { ...DEFAULT_LOG, ...input.log };
   if (log.mode !== 'blocking' && log.mode !== 'non-blocking') throw invalidArgument(`log mode ${JSON.stringify(log.mode)}: want blocking or non-blocking`);
   positiveInt('log max size', log.maxSize, MAX_LOG_SIZE);
@@ -57,7 +61,7 @@ export function normalizeSettings(input: PluginSettingsInput = {}): PluginSettin
   if (!parseRestartPolicy(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
   // docker refuses the pair too: a plugin removed at its exit is not there to restart.
   if (input.autoRemove && restart !== 'no') throw invalidArgument(`--rm and --restart ${restart} cannot be combined: a plugin removed at exit cannot be restarted`);
-  return { autoRemove: input.autoRemove ?? false, restart, log };
+  return { autoRemove: input.autoRemove ?? false, restart, runtimeBinary: input.runtimeBinary ?? defaultBinary, log };
 }
 
 export function settingsToLabels(s: PluginSettings): Record<string, string> {
@@ -70,6 +74,8 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
   };
   if (s.autoRemove) labels[LABEL.autoRemove] = '1';
   if (s.restart !== 'no') labels[LABEL.restart] = s.restart;
+  // Kept so that a restart policy, or a plugind started with another default, runs it on the same runtime.
+  if (s.runtimeBinary) labels[LABEL.runtimeBinary] = s.runtimeBinary;
   return labels;
 }
 
@@ -84,6 +90,7 @@ export function settingsFromLabels(labels: Record<string, string>): PluginSettin
   return {
     autoRemove: labels[LABEL.autoRemove] === '1',
     restart: parseRestartPolicy(restart) ? restart : 'no',
+    runtimeBinary: labels[LABEL.runtimeBinary] ?? '',
     log: {
       mode,
       maxSize: num(LABEL.logMaxSize, DEFAULT_LOG.maxSize),

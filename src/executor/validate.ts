@@ -1,7 +1,9 @@
 // Input checks done before anything reaches containerd: what it would reject
 // late (or not at all) is refused here with a message naming the field.
 import { constants as osConstants } from 'node:os';
-import { stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 import { packSpec, type Any } from '../containerd/index.js';
 import { invalidArgument } from './errors.js';
@@ -58,4 +60,46 @@ export function checkStopTimeout(timeoutMs: number): void {
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_STOP_TIMEOUT_MS) {
     throw invalidArgument(`stop timeout ${String(timeoutMs)} ms: want 0 to ${MAX_STOP_TIMEOUT_MS}`);
   }
+}
+
+/**
+ * The absolute path of the OCI runtime the runc shim is to run (its
+ * BinaryName), given as a name looked up on PATH or as an absolute path;
+ * INVALID_ARGUMENT naming --runtime-binary otherwise. The shim would look a
+ * bare name up on its own PATH, which need not be ours, and fail only at
+ * task create: it gets the path found here.
+ */
+export async function resolveRuntimeBinary(binary: string): Promise<string> {
+  const flag = `--runtime-binary ${JSON.stringify(binary)}`;
+  if (typeof binary !== 'string' || binary === '' || binary.includes('\0')) throw invalidArgument(`${flag}: want a name on PATH or an absolute path`);
+  if (binary.includes('/')) {
+    if (!isAbsolute(binary)) throw invalidArgument(`${flag}: want a name on PATH or an absolute path`);
+    const why = await notExecutable(binary);
+    if (why) throw invalidArgument(`${flag}: ${why}`);
+    return binary;
+  }
+  // Relative PATH entries are skipped: what they find depends on plugind's cwd.
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => isAbsolute(d));
+  for (const dir of dirs) {
+    const path = join(dir, binary);
+    if ((await notExecutable(path)) === undefined) return path;
+  }
+  throw invalidArgument(`${flag}: not found on PATH (${dirs.join(delimiter)})`);
+}
+
+/** Why path is not an executable file, or undefined when it is one. */
+async function notExecutable(path: string): Promise<string | undefined> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+  }
+  if (!st.isFile()) return 'not a file';
+  try {
+    await access(path, fsConstants.X_OK);
+  } catch {
+    return 'not executable';
+  }
+  return undefined;
 }

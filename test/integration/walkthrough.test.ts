@@ -88,6 +88,7 @@ test('the README walkthrough runs as written', async (t) => {
   assert.equal(inspected.exitStatus, 143, 'SIGTERM reached the shell through --init');
   assert.equal(inspected.restart, 'no');
   assert.equal(inspected.autoRemove, false);
+  assert.match(String(inspected.runtimeBinary), /\/runc$/, 'the serve default, runc, found on PATH');
   const exit = json.find((j) => j.id === 'ticker' && !('state' in j));
   assert.ok(exit, `events printed the exit:\n${out}`);
   assert.equal(exit.exitStatus, 143);
