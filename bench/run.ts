@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { ContainerdSupervisor, connect } from '../src/containerd/index.js';
 import { makeBusyboxRootfs } from '../test/helpers/rootfs.js';
 import { chartSvg, type Series } from './chart.js';
-import { ensureGoBaseline, runGo, type GoTarget, type GoTool } from './go.js';
+import { ensureGoTools, runGo, type GoTarget, type GoTool } from './go.js';
 import { Plugind, lifecycle, stdio, steady } from './plugind.js';
 import type { Summary } from './stats.js';
 
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     log(`containerd pid ${supervisor.pid}, work dir ${work}; cgroups path ${cgroups === 'ns' ? '/<ns>/<id>' : 'unset'}`);
     const go: GoTarget | undefined =
       tools.has('gobench') || tools.has('mobybench')
-        ? { bin: ensureGoBaseline(log), address: supervisor.socketPath, rootfs, work, containerdPid: supervisor.pid as number }
+        ? { bin: ensureGoTools(log), address: supervisor.socketPath, rootfs, work, containerdPid: supervisor.pid as number }
         : undefined;
     const goCg = ['-cgroups-path', cgroups === 'ns' ? 'ns' : ''];
     const runGoTool = async (tool: GoTool, label: string, args: string[]): Promise<void> => {
