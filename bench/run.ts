@@ -172,11 +172,12 @@ function report(): void {
     line(`lifecycles/s c=${c}`, 'lifecycle', 'throughput_per_s', c);
     line(`exit lag p50 ms c=${c}`, 'lifecycle', 'exit_event_lag_ms.p50', c);
     line(`exit lag p99 ms c=${c}`, 'lifecycle', 'exit_event_lag_ms.p99', c);
-    line(`plugind CPU s/lifecycle c=${c}`, 'lifecycle', 'plugind_cpu_s_per_lifecycle', c);
+    // CPU is user+sys of the client process for every tool (plugind: all its threads).
+    line(`CPU s/lifecycle c=${c}`, 'lifecycle', 'plugind_cpu_s_per_lifecycle|client_cpu_s_per_lifecycle', c);
   }
   // mobybench's aggregate window already starts at the first Create.
   line('stdio MB/s (from first create)', 'stdio', 'aggregate_MBps_from_create|aggregate_MBps');
-  line('stdio client CPU s', 'stdio', 'plugind_cpu_s|cpu.client_user_s');
+  line('stdio CPU s (user+sys)', 'stdio', 'plugind_cpu_s|cpu.client_cpu_s');
   line('stdio inspect p99 ms during flood', 'stdio', 'inspect_during_flood_ms.p99');
   line('steady create p50 ms', 'steady', 'create_start_ms.p50');
   line('steady create all s', 'steady', 'create_all_s|create_phase_s');
