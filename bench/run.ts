@@ -5,16 +5,17 @@
 //
 //   npm run bench -- [--quick] [--modes lifecycle,stdio,steady] [--tools plugind,gobench,mobybench]
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
-//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--profile DIR]
+//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none]
+//                    [--profile DIR] [--out FILE.json]
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ContainerdSupervisor, connect } from '../src/containerd/index.js';
 import { makeBusyboxRootfs } from '../test/helpers/rootfs.js';
 import { chartSvg, type Series } from './chart.js';
-import { ensureGoTools, runGo, type GoTarget, type GoTool } from './go.js';
+import { BENCH_STATE, ensureGoTools, runGo, type GoTarget, type GoTool } from './go.js';
 import { Plugind, lifecycle, stdio, steady } from './plugind.js';
 import type { Summary } from './stats.js';
 
@@ -155,7 +156,8 @@ function find(tool: string, mode: string, c?: number): Run | undefined {
 
 function report(): void {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  const out = o.out ?? join(import.meta.dirname, 'results', `bench-${stamp}.json`);
+  const out = o.out ?? join(BENCH_STATE, 'results', `bench-${stamp}.json`);
+  mkdirSync(dirname(out), { recursive: true });
   const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', quick }, runs: results };
   writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 
@@ -186,7 +188,8 @@ function report(): void {
   line('steady SIGTERM→all exits s', 'steady', 'sigterm_to_all_exit_handled_s|sigterm_to_all_exit_events_s');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
-  process.stdout.write(`\n${table}\n\nbytes verified (stdio): ${String(find('plugind', 'stdio')?.bytes_match ?? '-')}\n`);
+  const verified = ['plugind', 'gobench', 'mobybench'].map((t) => `${t} ${String(find(t, 'stdio')?.bytes_match ?? '-')}`).join(', ');
+  process.stdout.write(`\n${table}\n\nbytes verified (stdio): ${verified}\n`);
   for (const r of results) if (Number(r.errors ?? 0) > 0) process.stdout.write(`errors in ${String(r.label)}: ${JSON.stringify(r.error_samples)}\n`);
 
   const series = (path: 'create_start_ms' | 'exit_event_lag_ms'): Series[] =>
