@@ -27,6 +27,8 @@ export interface GoTarget {
   rootfs: string;
   work: string;
   containerdPid: number;
+  /** The OCI runtime the runc v2 shim runs (its BinaryName): runc or crun. */
+  runtimeBinary: string;
 }
 
 export async function runGo(
@@ -39,7 +41,7 @@ export async function runGo(
     tool === 'gobench'
       ? ['-address', t.address, '-namespace', 'bench-go', '-rootfs', t.rootfs, '-runc-root', join(t.work, 'runc-go'), '-fifo-dir', join(t.work, 'fifo-go')]
       : ['-address', t.address, '-namespace', 'bench-plugins.moby', '-rootfs', t.rootfs, '-exec-root', join(t.work, 'moby-exec')];
-  const flags = [...common, '-containerd-pid', String(t.containerdPid), '-label', label, ...args];
+  const flags = [...common, '-runtime-binary', t.runtimeBinary, '-containerd-pid', String(t.containerdPid), '-label', label, ...args];
   try {
     const { stdout } = await execFileP(join(t.bin, tool), flags, { maxBuffer: 64 << 20 });
     const line = stdout.trim().split('\n').pop() ?? '{}';

@@ -5,9 +5,9 @@
 //
 //   npm run bench -- [--quick] [--modes lifecycle,stdio,steady] [--tools plugind,gobench,mobybench]
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
-//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none]
+//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--runtime runc|crun]
 //                    [--profile DIR] [--out FILE.json]
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +32,7 @@ const { values: o } = parseArgs({
     'steady-c': { type: 'string', default: '8' },
     workers: { type: 'string', default: String(availableParallelism()) },
     cgroups: { type: 'string', default: 'ns' },
+    runtime: { type: 'string', default: 'runc' },
     pause: { type: 'string', default: '2' },
     out: { type: 'string' },
     profile: { type: 'string' },
@@ -50,6 +51,31 @@ const STC = Number(o['steady-c']);
 // A cool-down between runs (--pause), so that one run's exits and cleanup do not weigh on the next.
 const PAUSE = Number(o.pause) * 1000;
 const cgroups = o.cgroups === 'none' ? '' : 'ns';
+// The OCI runtime under the runc v2 shim, the same for all three tools.
+const runtime = o.runtime as string;
+if (runtime !== 'runc' && runtime !== 'crun') throw new Error(`--runtime must be runc or crun, not ${runtime}`);
+const crunProblem = runtime === 'crun' ? crunRefusal() : undefined;
+if (crunProblem) {
+  process.stderr.write(`bench: --runtime crun: ${crunProblem}\n`);
+  process.exit(2);
+}
+
+/** Why crun (1.8) would refuse every container here: a hybrid cgroup host whose v2 hierarchy holds a controller. */
+function crunRefusal(): string | undefined {
+  let controllers = '';
+  try {
+    controllers = readFileSync('/sys/fs/cgroup/unified/cgroup.controllers', 'utf8').trim();
+  } catch {
+    return undefined; // not a hybrid host
+  }
+  if (!controllers) return undefined;
+  const first = controllers.split(' ')[0] as string;
+  return (
+    `crun refuses this host ("cgroups in hybrid mode not supported"): the cgroup v2 hierarchy /sys/fs/cgroup/unified ` +
+    `has controllers (${controllers}); move them to cgroup v1 (e.g. mount -t cgroup -o ${first} cgroup /sys/fs/cgroup/${first}) ` +
+    `or boot the host with cgroup v2 only`
+  );
+}
 
 const log = (s: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const results: Array<Record<string, unknown>> = [];
@@ -63,10 +89,10 @@ async function main(): Promise<void> {
     await supervisor.start();
     const rootfs = makeBusyboxRootfs(join(work, 'rootfs'));
     mkdirSync(join(rootfs, 'run/docker/plugins'), { recursive: true });
-    log(`containerd pid ${supervisor.pid}, work dir ${work}; cgroups path ${cgroups === 'ns' ? '/<ns>/<id>' : 'unset'}`);
+    log(`containerd pid ${supervisor.pid}, work dir ${work}; cgroups path ${cgroups === 'ns' ? '/<ns>/<id>' : 'unset'}; runtime ${runtime}`);
     const go: GoTarget | undefined =
       tools.has('gobench') || tools.has('mobybench')
-        ? { bin: ensureGoTools(log), address: supervisor.socketPath, rootfs, work, containerdPid: supervisor.pid as number }
+        ? { bin: ensureGoTools(log), address: supervisor.socketPath, rootfs, work, containerdPid: supervisor.pid as number, runtimeBinary: runtime }
         : undefined;
     const goCg = ['-cgroups-path', cgroups === 'ns' ? 'ns' : ''];
     const runGoTool = async (tool: GoTool, label: string, args: string[]): Promise<void> => {
@@ -77,14 +103,14 @@ async function main(): Promise<void> {
       await sleep(PAUSE);
     };
     if (tools.has('plugind')) {
-      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, ...(o.profile ? { profileDir: o.profile } : {}) });
+      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, runtimeBinary: runtime, ...(o.profile ? { profileDir: o.profile } : {}) });
       await p.start();
       log(`plugind pid ${p.pid}, ${o.workers} workers, ready in ${Math.round(p.readyMs)} ms`);
     }
     const runPlugind = async (label: string, fn: (p: Plugind) => Promise<Record<string, unknown>>): Promise<void> => {
       if (!p) return;
       log(`run ${label}`);
-      results.push({ ...(await fn(p)), workers: Number(o.workers), cgroups_path: cgroups || 'unset' });
+      results.push({ ...(await fn(p)), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime_binary: runtime });
       await sleep(PAUSE);
     };
 
@@ -107,7 +133,7 @@ async function main(): Promise<void> {
         log(`run ${label}`);
         const r = await steady(p, label, STN, STC, settle);
         p = r.plugind;
-        results.push({ ...r.result, workers: Number(o.workers), cgroups_path: cgroups || 'unset' });
+        results.push({ ...r.result, workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime_binary: runtime });
         await sleep(PAUSE);
       }
       await runGoTool('gobench', `gobench steady n=${STN} c=${STC}`, ['-mode', 'steady', '-n', String(STN), '-c', String(STC), '-settle', `${settle}ms`]);
@@ -158,7 +184,7 @@ function report(): void {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = o.out ?? join(BENCH_STATE, 'results', `bench-${stamp}.json`);
   mkdirSync(dirname(out), { recursive: true });
-  const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', quick }, runs: results };
+  const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime, quick }, runs: results };
   writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 
   const rows: string[][] = [['metric', 'plugind', 'gobench', 'mobybench', 'plugind/moby']];
@@ -189,7 +215,7 @@ function report(): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
   const verified = ['plugind', 'gobench', 'mobybench'].map((t) => `${t} ${String(find(t, 'stdio')?.bytes_match ?? '-')}`).join(', ');
-  process.stdout.write(`\n${table}\n\nbytes verified (stdio): ${verified}\n`);
+  process.stdout.write(`\nruntime: ${runtime}\n${table}\n\nbytes verified (stdio): ${verified}\n`);
   for (const r of results) if (Number(r.errors ?? 0) > 0) process.stdout.write(`errors in ${String(r.label)}: ${JSON.stringify(r.error_samples)}\n`);
 
   const series = (path: 'create_start_ms' | 'exit_event_lag_ms'): Series[] =>
