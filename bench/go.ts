@@ -1,26 +1,24 @@
-// The Go baseline (../shared/go-baseline): containerd's Go client (gobench)
-// and moby's own plugin executor (mobybench), run as binaries against the
-// bench's containerd with the flags its run.sh uses.
+// The Go side of the bench: bench/go/gobench (containerd's Go client) and
+// bench/go/mobybench (moby's own plugin executor), built by bench/setup.sh and
+// run as binaries against the bench's containerd.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
-export const BASELINE_DIR = join(import.meta.dirname, '../../shared/go-baseline');
+/** Where setup.sh builds (bin/) and the bench writes its results (results/). */
+export const BENCH_STATE = process.env.PLUGIND_BENCH_STATE ?? '/var/tmp/plugind-bench';
 
 export type GoTool = 'gobench' | 'mobybench';
 
-/** Where the binaries are, building them with the baseline's setup.sh if needed. */
-export function ensureGoBaseline(log: (s: string) => void): string {
-  const state = process.env.GO_BASELINE_STATE ?? '/tmp/go-baseline';
-  const bin = join(state, 'bin');
-  if (!existsSync(join(bin, 'gobench')) || !existsSync(join(bin, 'mobybench'))) {
-    log(`building the Go baseline into ${state} (${BASELINE_DIR}/setup.sh; first time only)`);
-    mkdirSync(state, { recursive: true });
-    execFileSync(join(BASELINE_DIR, 'setup.sh'), { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GO_BASELINE_STATE: state } });
-  }
-  return bin;
+/** Runs bench/setup.sh (installs what is missing, rebuilds what is stale) and returns the bin dir. */
+export function ensureGoTools(log: (s: string) => void): string {
+  log(`bench/setup.sh: Go tools in ${BENCH_STATE}/bin`);
+  execFileSync('bash', [join(import.meta.dirname, 'setup.sh')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, PLUGIND_BENCH_STATE: BENCH_STATE },
+  });
+  return join(BENCH_STATE, 'bin');
 }
 
 export interface GoTarget {
@@ -29,6 +27,8 @@ export interface GoTarget {
   rootfs: string;
   work: string;
   containerdPid: number;
+  /** The OCI runtime the runc v2 shim runs (its BinaryName): runc or crun. */
+  runtimeBinary: string;
 }
 
 export async function runGo(
@@ -41,10 +41,9 @@ export async function runGo(
     tool === 'gobench'
       ? ['-address', t.address, '-namespace', 'bench-go', '-rootfs', t.rootfs, '-runc-root', join(t.work, 'runc-go'), '-fifo-dir', join(t.work, 'fifo-go')]
       : ['-address', t.address, '-namespace', 'bench-plugins.moby', '-rootfs', t.rootfs, '-exec-root', join(t.work, 'moby-exec')];
+  const flags = [...common, '-runtime-binary', t.runtimeBinary, '-containerd-pid', String(t.containerdPid), '-label', label, ...args];
   try {
-    const { stdout } = await execFileP(join(t.bin, tool), [...common, '-containerd-pid', String(t.containerdPid), '-label', label, ...args], {
-      maxBuffer: 64 << 20,
-    });
+    const { stdout } = await execFileP(join(t.bin, tool), flags, { maxBuffer: 64 << 20 });
     const line = stdout.trim().split('\n').pop() ?? '{}';
     return { tool, ...(JSON.parse(line) as Record<string, unknown>), label };
   } catch (err) {

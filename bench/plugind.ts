@@ -25,6 +25,8 @@ export interface PlugindTarget {
   workers: number;
   /** "ns": /<namespace>/<id> (containerd's client default); "": unset (moby's plugin spec). */
   cgroupsPath: 'ns' | '';
+  /** The OCI runtime under the runc v2 shim; serve gets --runtime-binary only when it is not runc. */
+  runtimeBinary?: string;
   /** Write V8 CPU profiles (every thread) of plugind here. */
   profileDir?: string;
 }
@@ -75,6 +77,7 @@ export class Plugind {
         '127.0.0.1:0',
         '--log-level',
         'info',
+        ...(this.#t.runtimeBinary && this.#t.runtimeBinary !== 'runc' ? ['--runtime-binary', this.#t.runtimeBinary] : []),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );

@@ -5,16 +5,17 @@
 //
 //   npm run bench -- [--quick] [--modes lifecycle,stdio,steady] [--tools plugind,gobench,mobybench]
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
-//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--profile DIR]
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--runtime runc|crun]
+//                    [--profile DIR] [--out FILE.json]
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ContainerdSupervisor, connect } from '../src/containerd/index.js';
 import { makeBusyboxRootfs } from '../test/helpers/rootfs.js';
 import { chartSvg, type Series } from './chart.js';
-import { ensureGoBaseline, runGo, type GoTarget, type GoTool } from './go.js';
+import { BENCH_STATE, ensureGoTools, runGo, type GoTarget, type GoTool } from './go.js';
 import { Plugind, lifecycle, stdio, steady } from './plugind.js';
 import type { Summary } from './stats.js';
 
@@ -31,6 +32,7 @@ const { values: o } = parseArgs({
     'steady-c': { type: 'string', default: '8' },
     workers: { type: 'string', default: String(availableParallelism()) },
     cgroups: { type: 'string', default: 'ns' },
+    runtime: { type: 'string', default: 'runc' },
     pause: { type: 'string', default: '2' },
     out: { type: 'string' },
     profile: { type: 'string' },
@@ -49,6 +51,31 @@ const STC = Number(o['steady-c']);
 // A cool-down between runs (--pause), so that one run's exits and cleanup do not weigh on the next.
 const PAUSE = Number(o.pause) * 1000;
 const cgroups = o.cgroups === 'none' ? '' : 'ns';
+// The OCI runtime under the runc v2 shim, the same for all three tools.
+const runtime = o.runtime as string;
+if (runtime !== 'runc' && runtime !== 'crun') throw new Error(`--runtime must be runc or crun, not ${runtime}`);
+const crunProblem = runtime === 'crun' ? crunRefusal() : undefined;
+if (crunProblem) {
+  process.stderr.write(`bench: --runtime crun: ${crunProblem}\n`);
+  process.exit(2);
+}
+
+/** Why crun (1.8) would refuse every container here: a hybrid cgroup host whose v2 hierarchy holds a controller. */
+function crunRefusal(): string | undefined {
+  let controllers = '';
+  try {
+    controllers = readFileSync('/sys/fs/cgroup/unified/cgroup.controllers', 'utf8').trim();
+  } catch {
+    return undefined; // not a hybrid host
+  }
+  if (!controllers) return undefined;
+  const first = controllers.split(' ')[0] as string;
+  return (
+    `crun refuses this host ("cgroups in hybrid mode not supported"): the cgroup v2 hierarchy /sys/fs/cgroup/unified ` +
+    `has controllers (${controllers}); move them to cgroup v1 (e.g. mount -t cgroup -o ${first} cgroup /sys/fs/cgroup/${first}) ` +
+    `or boot the host with cgroup v2 only`
+  );
+}
 
 const log = (s: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const results: Array<Record<string, unknown>> = [];
@@ -62,10 +89,10 @@ async function main(): Promise<void> {
     await supervisor.start();
     const rootfs = makeBusyboxRootfs(join(work, 'rootfs'));
     mkdirSync(join(rootfs, 'run/docker/plugins'), { recursive: true });
-    log(`containerd pid ${supervisor.pid}, work dir ${work}; cgroups path ${cgroups === 'ns' ? '/<ns>/<id>' : 'unset'}`);
+    log(`containerd pid ${supervisor.pid}, work dir ${work}; cgroups path ${cgroups === 'ns' ? '/<ns>/<id>' : 'unset'}; runtime ${runtime}`);
     const go: GoTarget | undefined =
       tools.has('gobench') || tools.has('mobybench')
-        ? { bin: ensureGoBaseline(log), address: supervisor.socketPath, rootfs, work, containerdPid: supervisor.pid as number }
+        ? { bin: ensureGoTools(log), address: supervisor.socketPath, rootfs, work, containerdPid: supervisor.pid as number, runtimeBinary: runtime }
         : undefined;
     const goCg = ['-cgroups-path', cgroups === 'ns' ? 'ns' : ''];
     const runGoTool = async (tool: GoTool, label: string, args: string[]): Promise<void> => {
@@ -76,14 +103,14 @@ async function main(): Promise<void> {
       await sleep(PAUSE);
     };
     if (tools.has('plugind')) {
-      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, ...(o.profile ? { profileDir: o.profile } : {}) });
+      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, runtimeBinary: runtime, ...(o.profile ? { profileDir: o.profile } : {}) });
       await p.start();
       log(`plugind pid ${p.pid}, ${o.workers} workers, ready in ${Math.round(p.readyMs)} ms`);
     }
     const runPlugind = async (label: string, fn: (p: Plugind) => Promise<Record<string, unknown>>): Promise<void> => {
       if (!p) return;
       log(`run ${label}`);
-      results.push({ ...(await fn(p)), workers: Number(o.workers), cgroups_path: cgroups || 'unset' });
+      results.push({ ...(await fn(p)), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime_binary: runtime });
       await sleep(PAUSE);
     };
 
@@ -106,7 +133,7 @@ async function main(): Promise<void> {
         log(`run ${label}`);
         const r = await steady(p, label, STN, STC, settle);
         p = r.plugind;
-        results.push({ ...r.result, workers: Number(o.workers), cgroups_path: cgroups || 'unset' });
+        results.push({ ...r.result, workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime_binary: runtime });
         await sleep(PAUSE);
       }
       await runGoTool('gobench', `gobench steady n=${STN} c=${STC}`, ['-mode', 'steady', '-n', String(STN), '-c', String(STC), '-settle', `${settle}ms`]);
@@ -155,8 +182,9 @@ function find(tool: string, mode: string, c?: number): Run | undefined {
 
 function report(): void {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  const out = o.out ?? join(import.meta.dirname, 'results', `bench-${stamp}.json`);
-  const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', quick }, runs: results };
+  const out = o.out ?? join(BENCH_STATE, 'results', `bench-${stamp}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime, quick }, runs: results };
   writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 
   const rows: string[][] = [['metric', 'plugind', 'gobench', 'mobybench', 'plugind/moby']];
@@ -172,11 +200,12 @@ function report(): void {
     line(`lifecycles/s c=${c}`, 'lifecycle', 'throughput_per_s', c);
     line(`exit lag p50 ms c=${c}`, 'lifecycle', 'exit_event_lag_ms.p50', c);
     line(`exit lag p99 ms c=${c}`, 'lifecycle', 'exit_event_lag_ms.p99', c);
-    line(`plugind CPU s/lifecycle c=${c}`, 'lifecycle', 'plugind_cpu_s_per_lifecycle', c);
+    // CPU is user+sys of the client process for every tool (plugind: all its threads).
+    line(`CPU s/lifecycle c=${c}`, 'lifecycle', 'plugind_cpu_s_per_lifecycle|client_cpu_s_per_lifecycle', c);
   }
   // mobybench's aggregate window already starts at the first Create.
   line('stdio MB/s (from first create)', 'stdio', 'aggregate_MBps_from_create|aggregate_MBps');
-  line('stdio client CPU s', 'stdio', 'plugind_cpu_s|cpu.client_user_s');
+  line('stdio CPU s (user+sys)', 'stdio', 'plugind_cpu_s|cpu.client_cpu_s');
   line('stdio inspect p99 ms during flood', 'stdio', 'inspect_during_flood_ms.p99');
   line('steady create p50 ms', 'steady', 'create_start_ms.p50');
   line('steady create all s', 'steady', 'create_all_s|create_phase_s');
@@ -185,7 +214,8 @@ function report(): void {
   line('steady SIGTERM→all exits s', 'steady', 'sigterm_to_all_exit_handled_s|sigterm_to_all_exit_events_s');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
-  process.stdout.write(`\n${table}\n\nbytes verified (stdio): ${String(find('plugind', 'stdio')?.bytes_match ?? '-')}\n`);
+  const verified = ['plugind', 'gobench', 'mobybench'].map((t) => `${t} ${String(find(t, 'stdio')?.bytes_match ?? '-')}`).join(', ');
+  process.stdout.write(`\nruntime: ${runtime}\n${table}\n\nbytes verified (stdio): ${verified}\n`);
   for (const r of results) if (Number(r.errors ?? 0) > 0) process.stdout.write(`errors in ${String(r.label)}: ${JSON.stringify(r.error_samples)}\n`);
 
   const series = (path: 'create_start_ms' | 'exit_event_lag_ms'): Series[] =>
