@@ -247,23 +247,19 @@ export class Executor {
     return stopPlugin(this.#ctx, this.#get(id), timeoutMs);
   }
 
-  /** Removes a stopped plugin (container, FIFOs, logs); a running one only with force (killed first). */
+  /**
+   * Removes a stopped plugin (container, FIFOs, logs); a running one only
+   * with force (killed first). Whether it is stopped is asked in the id's
+   * queue: an exit fed in just before this call lands first.
+   */
   async remove(id: string, options: { force?: boolean } = {}): Promise<void> {
-    let p = this.#get(id);
-    // An exit fed in just before is still queued on the id: let it land
-    // before calling the plugin running.
-    if (p.state !== 'stopped' && !options.force && this.#ctx.queue.has(id)) {
-      await this.settled(id);
-      p = this.#get(id);
-    }
-    if (p.state !== 'stopped') {
-      if (!options.force) {
-        throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`, { plugin: id });
-      }
-      await this.stop(id, 0);
-    }
+    const p = this.#get(id);
+    if (p.state !== 'stopped' && options.force) await this.stop(id, 0);
     await this.#ctx.queue.run(id, async () => {
       if (this.#ctx.plugins.get(id) !== p) return;
+      if (p.state !== 'stopped') {
+        throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`, { plugin: id });
+      }
       this.#ctx.plugins.delete(id);
       await removeEverything(this.#ctx, id, p.io, p.io?.fifos);
     });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { packRuncOptions, packSpec, type ContainerdEvent } from '../../src/containerd/index.js';
-import { ErrorCode, LABEL, PluginError, defaultSpec, type LogChunk } from '../../src/executor/index.js';
+import { ErrorCode, Executor, LABEL, PluginError, defaultSpec, type LogChunk } from '../../src/executor/index.js';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
 import { startExecutor } from '../helpers/executor.js';
 import { leftoversIn } from '../helpers/leftovers.js';
@@ -74,6 +74,29 @@ describe('executor', () => {
     } finally {
       sub.close();
       await r.close();
+    }
+  });
+
+  test('remove called right after an exit is fed in finds the plugin stopped, not running', async () => {
+    // No event loop of the rig's: this test feeds the exit itself, then removes in the same turn.
+    const client = h.client('ex-rm');
+    const executor = new Executor({ client, dataDir: `${h.dir}/data-ex-rm` });
+    const sub = client.events.subscribe({ filters: [`namespace==${client.namespace},topic=="/tasks/exit"`] });
+    await sub.ready();
+    try {
+      await executor.create('gone', defaultSpec({ rootfs: h.rootfs, args: ['true'], namespace: client.namespace, id: 'gone' }));
+      let exit: ContainerdEvent | undefined;
+      for await (const ev of sub) {
+        exit = ev;
+        break;
+      }
+      executor.handleEvent(exit as ContainerdEvent);
+      await executor.remove('gone');
+      assert.throws(() => executor.status('gone'), (e: PluginError) => e.code === ErrorCode.NotFound);
+      assert.deepEqual(await leftoversIn(client, `${h.dir}/data-ex-rm`), []);
+    } finally {
+      sub.close();
+      await executor.close();
     }
   });
 

@@ -138,7 +138,10 @@ test('50 plugins over 2 shards: output, exits once each, metrics that add up', a
   assert.deepEqual(await s.client.list(), []);
 });
 
-test('rm as soon as the exit is on the events stream removes the plugin (the exit is never overtaken)', async () => {
+// The worker side of this race (a request overtaking an exit notice) shows
+// only under load; the executor side is checked deterministically in
+// executor.test.ts. This is the whole path, as a script drives it.
+test('rm as soon as the exit is on the events stream removes the plugin', async () => {
   const ids = Array.from({ length: 24 }, (_, i) => `quick-${i}`);
   const own = s.client.events();
   const errors: string[] = [];
