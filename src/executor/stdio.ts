@@ -183,7 +183,9 @@ export class PluginIO {
       }
       if (file.writeNow(chunk)) return true;
       // The file holds a megabyte it could not write yet: stop reading
-      // until it is out, and the plugin blocks in write().
+      // until it is out, and the plugin blocks in write(). (Once: replayed
+      // early chunks can come here one after another.)
+      file.off('drain', resume);
       file.once('drain', resume);
       return false;
     };
