@@ -1,11 +1,12 @@
 // Package benchkit holds what the bench's two Go programs share: latency
 // summaries, a worker pool, error collection, the plugin commands of each
-// mode, and what /proc says about this process, containerd and the shims.
-// It uses the standard library only.
+// mode, how exit events are read, and what /proc says about this process,
+// containerd and the shims.
 package benchkit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -15,8 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/events"
+	"github.com/containerd/typeurl"
 )
 
 // Obj is one JSON object of the output.
@@ -395,4 +401,115 @@ func Held(address string, containerdPid int, settle time.Duration) (idle, mem Ob
 	idle["all_shims_cpu_s"] = R3(s1 - s0)
 	idle["all_shims_cpu_pct_of_one_core"] = R3(100 * (s1 - s0) / secs)
 	return idle, MemReport(address, containerdPid)
+}
+
+// Steady is what both tools measure the same way in steady mode: plugins
+// created and held, then SIGTERM to all. Report puts its figures in out;
+// each tool adds how its exits were seen.
+type Steady struct {
+	Started, Exited    int
+	Before, Created    CPU
+	After              CPU
+	CreateStart        []float64
+	MemBefore, MemHeld Obj
+	Idle               Obj
+	AvailDropKB        int64
+	Signalled, AllSent time.Time
+	KillErrors         int64
+	Address            string
+}
+
+func (s Steady) Report(out Obj) {
+	createS := s.Created.Wall().Sub(s.Before.Wall()).Seconds()
+	out["args"] = SteadyArgs
+	out["started"] = s.Started
+	out["ok"] = s.Exited
+	out["exited"] = s.Exited
+	out["create_phase_s"] = R3(createS)
+	out["create_throughput_per_s"] = R3(float64(s.Started) / createS)
+	out["create_start_ms"] = Summary(s.CreateStart)
+	out["mem_before"] = s.MemBefore
+	out["mem_held"] = s.MemHeld
+	out["mem_available_drop_kb"] = s.AvailDropKB
+	if s.Started > 0 {
+		out["mem_available_drop_kb_per_plugin"] = s.AvailDropKB / int64(s.Started)
+	}
+	out["idle_cpu_during_settle"] = s.Idle
+	out["signal_issue_s"] = R3(s.AllSent.Sub(s.Signalled).Seconds())
+	out["kill_errors"] = s.KillErrors
+	out["cpu_create_phase"] = CPUReport(s.Before, s.Created)
+	out["cpu_total"] = CPUReport(s.Before, s.After)
+	out["shims_left_after_delete"] = len(Shims(s.Address))
+	out["client_open_fds_end"] = OpenFDs()
+}
+
+// ExitEvents reads a /tasks/exit subscription until it ends. The exit of an
+// init process goes to on, with the envelope's timestamp (set by the shim
+// as it publishes) and when it was received here; the probe's exit (a
+// made-up one that shows the subscription live) calls probed instead.
+func ExitEvents(ctx context.Context, envs <-chan *events.Envelope, errc <-chan error, errs *Errors, probeID string, probed func(),
+	on func(te *apievents.TaskExit, published, received time.Time)) {
+	for {
+		select {
+		case env := <-envs:
+			now := time.Now()
+			if env == nil || env.Event == nil {
+				continue
+			}
+			v, err := typeurl.UnmarshalAny(env.Event)
+			if err != nil {
+				errs.Add(fmt.Errorf("event %s: %w", env.Topic, err))
+				continue
+			}
+			te, ok := v.(*apievents.TaskExit)
+			if !ok || te.ID != te.ContainerID { // an exec's exit, not the plugin's
+				continue
+			}
+			if te.ContainerID == probeID {
+				probed()
+				continue
+			}
+			on(te, env.Timestamp, now)
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				errs.Add(fmt.Errorf("event stream: %w", err))
+			}
+			return
+		}
+	}
+}
+
+// StartAll starts n plugins, c at a time, and returns those that started,
+// in the order asked; what failed goes to errs.
+func StartAll[P any](n, c int, errs *Errors, start func() (P, error)) []P {
+	slots := make([]P, n)
+	ok := make([]bool, n)
+	Pool(n, c, func(i int) {
+		p, err := start()
+		if err != nil {
+			errs.Add(err)
+			return
+		}
+		slots[i], ok[i] = p, true
+	})
+	var live []P
+	for i, p := range slots {
+		if ok[i] {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// SignalAll calls signal for each of n plugins, c at a time, and returns
+// how many failed (each also in errs).
+func SignalAll(n, c int, errs *Errors, signal func(i int) error) int64 {
+	var failed int64
+	Pool(n, c, func(i int) {
+		if err := signal(i); err != nil {
+			atomic.AddInt64(&failed, 1)
+			errs.Add(err)
+		}
+	})
+	return failed
 }

@@ -42,7 +42,6 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/runtime/v2/runc/options"
-	"github.com/containerd/typeurl"
 
 	kit "plugind-bench/benchkit"
 )
@@ -104,34 +103,7 @@ func (r *router) forget(id string) {
 }
 
 func (r *router) serve(ctx context.Context, envs <-chan *events.Envelope, errc <-chan error, errs *kit.Errors) {
-	for {
-		select {
-		case env := <-envs:
-			now := time.Now()
-			if env == nil || env.Event == nil {
-				continue
-			}
-			v, err := typeurl.UnmarshalAny(env.Event)
-			if err != nil {
-				errs.Add(fmt.Errorf("event %s: %w", env.Topic, err))
-				continue
-			}
-			te, ok := v.(*apievents.TaskExit)
-			if !ok || te.ID != te.ContainerID { // an exec's exit, not the plugin's
-				continue
-			}
-			if te.ContainerID == r.probeID {
-				r.liveOnce.Do(func() { close(r.live) })
-				continue
-			}
-			r.route(te, env.Timestamp, now)
-		case err := <-errc:
-			if err != nil && ctx.Err() == nil {
-				errs.Add(fmt.Errorf("event stream: %w", err))
-			}
-			return
-		}
-	}
+	kit.ExitEvents(ctx, envs, errc, errs, r.probeID, func() { r.liveOnce.Do(func() { close(r.live) }) }, r.route)
 }
 
 func (r *router) route(te *apievents.TaskExit, published, now time.Time) {
@@ -464,36 +436,23 @@ func (g *gobench) stdio(ctx context.Context) kit.Obj {
 func (g *gobench) steady(ctx context.Context) kit.Obj {
 	memBefore := kit.MemReport(g.f.address, g.f.containerdPid)
 	avail0 := kit.MemAvailableKB()
-	slots := make([]*plugin, g.f.n)
 	before := kit.SnapCPU(g.f.containerdPid)
-	kit.Pool(g.f.n, g.f.c, func(i int) {
-		p, err := g.start(ctx, kit.SteadyArgs)
-		if err != nil {
-			g.errs.Add(err)
-			return
-		}
-		slots[i] = p
-	})
+	live := kit.StartAll(g.f.n, g.f.c, g.errs, func() (*plugin, error) { return g.start(ctx, kit.SteadyArgs) })
 	created := kit.SnapCPU(g.f.containerdPid)
-	var live []*plugin
 	var createStart []float64
-	for _, p := range slots {
-		if p != nil {
-			live = append(live, p)
-			createStart = append(createStart, kit.Ms(p.started.Sub(p.begin)))
-		}
+	for _, p := range live {
+		createStart = append(createStart, kit.Ms(p.started.Sub(p.begin)))
 	}
 	idle, memHeld := kit.Held(g.f.address, g.f.containerdPid, g.f.settle)
 	availDrop := avail0 - kit.MemAvailableKB()
 
 	// SIGTERM to every plugin, then wait for every exit event.
 	tSig := time.Now()
-	var killErrs int64
-	kit.Pool(len(live), g.f.c, func(i int) {
+	killErrs := kit.SignalAll(len(live), g.f.c, g.errs, func(i int) error {
 		if err := live[i].task.Kill(ctx, syscall.SIGTERM); err != nil {
-			atomic.AddInt64(&killErrs, 1)
-			g.errs.Add(fmt.Errorf("kill %s: %w", live[i].id, err))
+			return fmt.Errorf("kill %s: %w", live[i].id, err)
 		}
+		return nil
 	})
 	tSent := time.Now()
 	var lastExit time.Time
@@ -520,34 +479,19 @@ func (g *gobench) steady(ctx context.Context) kit.Obj {
 	tDeleted := time.Now()
 	after := kit.SnapCPU(g.f.containerdPid)
 
-	createS := created.Wall().Sub(before.Wall()).Seconds()
 	out := g.header()
-	out["args"] = kit.SteadyArgs
-	out["started"] = len(live)
-	out["ok"] = exited
-	out["exited"] = exited
-	out["create_phase_s"] = kit.R3(createS)
-	out["create_throughput_per_s"] = kit.R3(float64(len(live)) / createS)
-	out["create_start_ms"] = kit.Summary(createStart)
-	out["mem_before"] = memBefore
-	out["mem_held"] = memHeld
-	out["mem_available_drop_kb"] = availDrop
-	if len(live) > 0 {
-		out["mem_available_drop_kb_per_plugin"] = availDrop / int64(len(live))
-	}
-	out["idle_cpu_during_settle"] = idle
-	out["signal_issue_s"] = kit.R3(tSent.Sub(tSig).Seconds())
+	kit.Steady{
+		Started: len(live), Exited: exited,
+		Before: before, Created: created, After: after,
+		CreateStart: createStart, MemBefore: memBefore, MemHeld: memHeld, Idle: idle, AvailDropKB: availDrop,
+		Signalled: tSig, AllSent: tSent, KillErrors: killErrs, Address: g.f.address,
+	}.Report(out)
 	if exited > 0 {
 		out["sigterm_to_all_exit_events_s"] = kit.R3(lastExit.Sub(tSig).Seconds())
 	}
 	out["sigterm_to_all_exit_wait_done_s"] = kit.R3(tExited.Sub(tSig).Seconds())
-	out["kill_errors"] = killErrs
 	out["teardown_delete_s"] = kit.R3(tDeleted.Sub(tExited).Seconds())
 	g.exits.report(out)
-	out["cpu_create_phase"] = kit.CPUReport(before, created)
-	out["cpu_total"] = kit.CPUReport(before, after)
-	out["shims_left_after_delete"] = len(kit.Shims(g.f.address))
-	out["client_open_fds_end"] = kit.OpenFDs()
 	return out
 }
 

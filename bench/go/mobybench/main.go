@@ -40,7 +40,6 @@ import (
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/namespaces"
 	runcoptions "github.com/containerd/containerd/runtime/v2/runc/options"
-	"github.com/containerd/typeurl"
 	"github.com/docker/docker/api/types"
 	dockeroci "github.com/docker/docker/oci"
 	"github.com/docker/docker/pkg/system"
@@ -130,38 +129,15 @@ type observer struct {
 
 func (o *observer) serve(ctx context.Context, client *containerd.Client, ns string, errs *kit.Errors) {
 	envs, errc := client.EventService().Subscribe(ctx, `namespace==`+ns+`,topic=="/tasks/exit"`)
-	for {
-		select {
-		case env := <-envs:
-			now := time.Now()
-			if env == nil || env.Event == nil {
-				continue
-			}
-			v, err := typeurl.UnmarshalAny(env.Event)
-			if err != nil {
-				continue
-			}
-			te, ok := v.(*apievents.TaskExit)
-			if !ok || te.ID != te.ContainerID {
-				continue
-			}
-			if te.ContainerID == o.probeID {
-				o.once.Do(func() { close(o.probed) })
-				continue
-			}
+	kit.ExitEvents(ctx, envs, errc, errs, o.probeID, func() { o.once.Do(func() { close(o.probed) }) },
+		func(te *apievents.TaskExit, published, received time.Time) {
 			o.mu.Lock()
+			defer o.mu.Unlock()
 			if _, dup := o.published[te.ContainerID]; !dup {
-				o.published[te.ContainerID] = env.Timestamp
-				o.lag = append(o.lag, kit.Ms(now.Sub(env.Timestamp)))
+				o.published[te.ContainerID] = published
+				o.lag = append(o.lag, kit.Ms(received.Sub(published)))
 			}
-			o.mu.Unlock()
-		case err := <-errc:
-			if err != nil && ctx.Err() == nil {
-				errs.Add(fmt.Errorf("observer: %w", err))
-			}
-			return
-		}
-	}
+		})
 }
 
 // ---------------------------------------------------------------- stdio
@@ -408,35 +384,22 @@ func (m *mobybench) stdio() kit.Obj {
 func (m *mobybench) steady() kit.Obj {
 	memBefore := kit.MemReport(m.f.address, m.f.containerdPid)
 	avail0 := kit.MemAvailableKB()
-	slots := make([]*plugin, m.f.n)
 	before := kit.SnapCPU(m.f.containerdPid)
-	kit.Pool(m.f.n, m.f.c, func(i int) {
-		p, err := m.create(kit.SteadyArgs)
-		if err != nil {
-			m.errs.Add(err)
-			return
-		}
-		slots[i] = p
-	})
+	live := kit.StartAll(m.f.n, m.f.c, m.errs, func() (*plugin, error) { return m.create(kit.SteadyArgs) })
 	created := kit.SnapCPU(m.f.containerdPid)
-	var live []*plugin
 	var createStart []float64
-	for _, p := range slots {
-		if p != nil {
-			live = append(live, p)
-			createStart = append(createStart, kit.Ms(p.created.Sub(p.begin)))
-		}
+	for _, p := range live {
+		createStart = append(createStart, kit.Ms(p.created.Sub(p.begin)))
 	}
 	idle, memHeld := kit.Held(m.f.address, m.f.containerdPid, m.f.settle)
 	availDrop := avail0 - kit.MemAvailableKB()
 
 	tSig := time.Now()
-	var killErrs int64
-	kit.Pool(len(live), m.f.c, func(i int) {
+	killErrs := kit.SignalAll(len(live), m.f.c, m.errs, func(i int) error {
 		if err := m.exec.Signal(live[i].id, int(syscall.SIGTERM)); err != nil {
-			atomic.AddInt64(&killErrs, 1)
-			m.errs.Add(fmt.Errorf("Executor.Signal %s: %w", live[i].id, err))
+			return fmt.Errorf("Executor.Signal %s: %w", live[i].id, err)
 		}
+		return nil
 	})
 	tSent := time.Now()
 	var lastHandled time.Time
@@ -454,35 +417,20 @@ func (m *mobybench) steady() kit.Obj {
 	tDone := time.Now()
 	after := kit.SnapCPU(m.f.containerdPid)
 
-	createS := created.Wall().Sub(before.Wall()).Seconds()
 	out := m.header()
-	out["args"] = kit.SteadyArgs
-	out["started"] = len(live)
-	out["ok"] = exited
-	out["exited"] = exited
-	out["create_phase_s"] = kit.R3(createS)
-	out["create_throughput_per_s"] = kit.R3(float64(len(live)) / createS)
-	out["create_start_ms"] = kit.Summary(createStart)
-	out["mem_before"] = memBefore
-	out["mem_held"] = memHeld
-	out["mem_available_drop_kb"] = availDrop
-	if len(live) > 0 {
-		out["mem_available_drop_kb_per_plugin"] = availDrop / int64(len(live))
-	}
-	out["idle_cpu_during_settle"] = idle
-	out["signal_issue_s"] = kit.R3(tSent.Sub(tSig).Seconds())
+	kit.Steady{
+		Started: len(live), Exited: exited,
+		Before: before, Created: created, After: after,
+		CreateStart: createStart, MemBefore: memBefore, MemHeld: memHeld, Idle: idle, AvailDropKB: availDrop,
+		Signalled: tSig, AllSent: tSent, KillErrors: killErrs, Address: m.f.address,
+	}.Report(out)
 	if exited > 0 {
 		// moby deletes task and container before it calls the handler, so
 		// this includes the teardown
 		out["sigterm_to_all_exit_handled_s"] = kit.R3(lastHandled.Sub(tSig).Seconds())
 	}
 	out["sigterm_to_all_done_s"] = kit.R3(tDone.Sub(tSig).Seconds())
-	out["kill_errors"] = killErrs
 	m.exitReport(out, live)
-	out["cpu_create_phase"] = kit.CPUReport(before, created)
-	out["cpu_total"] = kit.CPUReport(before, after)
-	out["shims_left_after_delete"] = len(kit.Shims(m.f.address))
-	out["client_open_fds_end"] = kit.OpenFDs()
 	return out
 }
 
