@@ -7,12 +7,13 @@
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
 //                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--runtime runc|crun]
 //                    [--profile DIR] [--out FILE.json]
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ContainerdSupervisor, connect } from '../src/containerd/index.js';
+import { crunRefusesHost } from '../test/helpers/crun.js';
 import { makeBusyboxRootfs } from '../test/helpers/rootfs.js';
 import { chartSvg, type Series } from './chart.js';
 import { BENCH_STATE, ensureGoTools, runGo, type GoTarget, type GoTool } from './go.js';
@@ -60,21 +61,11 @@ if (crunProblem) {
   process.exit(2);
 }
 
-/** Why crun (1.8) would refuse every container here: a hybrid cgroup host whose v2 hierarchy holds a controller. */
+/** Why crun (1.8) would refuse every container here, with what to change (see test/helpers/crun.ts). */
 function crunRefusal(): string | undefined {
-  let controllers = '';
-  try {
-    controllers = readFileSync('/sys/fs/cgroup/unified/cgroup.controllers', 'utf8').trim();
-  } catch {
-    return undefined; // not a hybrid host
-  }
-  if (!controllers) return undefined;
-  const first = controllers.split(' ')[0] as string;
-  return (
-    `crun refuses this host ("cgroups in hybrid mode not supported"): the cgroup v2 hierarchy /sys/fs/cgroup/unified ` +
-    `has controllers (${controllers}); move them to cgroup v1 (e.g. mount -t cgroup -o ${first} cgroup /sys/fs/cgroup/${first}) ` +
-    `or boot the host with cgroup v2 only`
-  );
+  const why = crunRefusesHost();
+  if (!why) return undefined;
+  return `crun refuses this host ("cgroups in hybrid mode not supported"): ${why}; move those controllers to cgroup v1 or boot the host with cgroup v2 only`;
 }
 
 const log = (s: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
