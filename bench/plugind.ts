@@ -62,6 +62,8 @@ export class Plugind {
     this.child = spawn(
       process.execPath,
       [
+        // The main isolate's young generation as `npm start` and the systemd unit set it.
+        '--max-semi-space-size=1',
         ...(this.#t.profileDir ? ['--cpu-prof', '--cpu-prof-dir', this.#t.profileDir] : []),
         ...entry,
         'serve',

@@ -70,7 +70,8 @@ export async function serve(opts: { dataDir: string; containerdAddress?: string;
     '127.0.0.1:0',
     ...(opts.extra ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PLUGIND_TEST_HOOKS: '1' } });
+  // As plugind is started by `npm start` and the systemd unit (README, "How it works": Memory).
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PLUGIND_TEST_HOOKS: '1' } });
   // A test file that dies early must not leave its plugind behind.
   const killChild = (): boolean => child.kill('SIGKILL');
   process.once('exit', killChild);
