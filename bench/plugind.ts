@@ -41,6 +41,8 @@ export class Plugind {
   client!: PluginsClient;
   readyMs = 0;
   restoreMs = 0;
+  /** host:port of plugind's /metrics, from its log. */
+  metricsAddress = '';
   readonly #t: PlugindTarget;
   #events: ServerStream<ExitEvent> | undefined;
   readonly #exits = new Map<string, Received>();
@@ -87,6 +89,8 @@ export class Plugind {
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: this.child.stdout! }).on('line', (line) => {
         if (line.includes('"msg":"API listening"')) listening = nowMs();
+        const m = /"metrics":"([^"]+)".*"msg":"metrics listening"/.exec(line);
+        if (m) this.metricsAddress = m[1] as string;
         if (line.includes('"msg":"plugind ready"')) resolve();
       });
       this.child.once('exit', (code) => reject(new Error(`plugind serve exited (${code}) before ready`)));
@@ -118,6 +122,20 @@ export class Plugind {
       return Promise.resolve(seen);
     }
     return new Promise((resolve) => this.#waiters.set(id, resolve));
+  }
+
+  /**
+   * The cumulative buckets of plugind's own exit-lag histogram (containerd's
+   * timestamp → the event on plugind's main thread), upper bound in ms → count.
+   */
+  async serverLagBuckets(): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    if (!this.metricsAddress) return out;
+    const text = await (await fetch(`http://${this.metricsAddress}/metrics`)).text();
+    for (const m of text.matchAll(/^plugind_event_lag_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
+      out.set(m[1] === '+Inf' ? Infinity : Number(m[1]) * 1000, Number(m[2]));
+    }
+    return out;
   }
 
   spec(id: string, args: string[]): string {
@@ -163,6 +181,7 @@ export async function lifecycle(p: Plugind, label: string, n: number, c: number)
   const lagExited: number[] = [];
   const errors: string[] = [];
   const cpu0 = cpuSeconds(p.pid);
+  const buckets0 = await p.serverLagBuckets();
   const t0 = nowMs();
   await pool(ids('lc', n), c, async (id) => {
     try {
@@ -180,6 +199,15 @@ export async function lifecycle(p: Plugind, label: string, n: number, c: number)
   });
   const wall = (nowMs() - t0) / 1000;
   const cpu = cpuSeconds(p.pid) - cpu0;
+  // What share of the client's lag is plugind's main thread having the event,
+  // and what is the API hop on top: the fraction of this run's exits that
+  // reached the main thread within each bucket.
+  const buckets1 = await p.serverLagBuckets();
+  const total = (buckets1.get(Infinity) ?? 0) - (buckets0.get(Infinity) ?? 0);
+  const serverLag: Record<string, number> = {};
+  for (const [le, count] of buckets1) {
+    if (le <= 10 && total > 0) serverLag[`le_${le}ms`] = Math.round(((count - (buckets0.get(le) ?? 0)) / total) * 1000) / 1000;
+  }
   return {
     label,
     tool: 'plugind',
@@ -194,6 +222,7 @@ export async function lifecycle(p: Plugind, label: string, n: number, c: number)
     throughput_per_s: Math.round((life.length / wall) * 100) / 100,
     exit_event_lag_ms: summarize(lag),
     exit_event_lag_from_exited_at_ms: summarize(lagExited),
+    exit_event_lag_at_plugind_fraction: serverLag,
     plugind_cpu_s_per_lifecycle: Math.round((cpu / Math.max(1, life.length)) * 1e5) / 1e5,
   };
 }
