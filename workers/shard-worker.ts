@@ -152,6 +152,11 @@ type Handlers = { [K in Kind]: (req: Extract<PluginRequest, { kind: K }>, s: Sta
 /** One handler per request kind, each typed by its request and its reply. */
 const handlers: Omit<Handlers, 'init'> = {
   create: async (req, { executor }) => ({ ...(await executor.create(req.id, req.spec, req.settings, { replace: req.replace })), startedAtMs: nowMs() }),
+  // startedAtMs is when the socket answered: a Docker plugin is started when it is ready.
+  'create-bundle': async (req, { executor }) => ({
+    ...(await executor.createFromBundleDir(req.id, req.bundle, req.settings, { replace: req.replace })),
+    startedAtMs: nowMs(),
+  }),
   recreate: (req, { executor }) => executor.recreate(req.id),
   status: (req, { executor }) => executor.status(req.id),
   list: (_req, { executor }) => executor.list(),

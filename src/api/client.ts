@@ -30,6 +30,19 @@ export interface Plugin {
   autoRemove: boolean;
   /** Absolute path of the OCI runtime its shim runs; empty: runc on the shim's PATH. */
   runtimeBinary: string;
+  /** A Docker plugin's (run from a bundle or an image); absent for other plugins. */
+  bundle?: PluginBundleInfo;
+}
+
+/** What inspect shows of a Docker plugin. */
+export interface PluginBundleInfo {
+  /** Its socket on the host, absolute. */
+  socket: string;
+  interface: { socket: string; types: string[] };
+  /** Host dir behind its PropagatedMount; '' for none. */
+  propagatedMount: string;
+  ready: boolean;
+  privileges: Array<{ name: string; description: string; value: string[] }>;
 }
 
 export interface ExitEvent {
@@ -56,6 +69,10 @@ export interface RunOptions {
   init?: boolean;
   /** The OCI runtime for the runc shim: a name on plugind's PATH or an absolute path; unset: `serve --runtime-binary`. */
   runtimeBinary?: string;
+  /** A Docker plugin bundle dir (absolute): config.json and rootfs/. args after it replace the config's Args. */
+  bundle?: string;
+  /** How long run waits for a bundle's socket; unset: 10 s. */
+  readyTimeoutSeconds?: number;
 }
 
 function date(t: Timestamp | null | undefined): Date | undefined {
@@ -63,8 +80,13 @@ function date(t: Timestamp | null | undefined): Date | undefined {
   return ms === undefined ? undefined : new Date(Math.floor(ms));
 }
 
-interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus'> {
+interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus' | 'bundle'> {
   createdAt: Timestamp | null;
+  socket: string;
+  interface: PluginBundleInfo['interface'] | null;
+  propagatedMount: string;
+  ready: boolean;
+  privileges: PluginBundleInfo['privileges'];
   exited: boolean;
   exitStatus: number;
   exitedAt: Timestamp | null;
@@ -81,6 +103,15 @@ function plugin(p: WirePlugin): Plugin {
     autoRemove: p.autoRemove,
     runtimeBinary: p.runtimeBinary,
   };
+  if (p.socket) {
+    out.bundle = {
+      socket: p.socket,
+      interface: { socket: p.interface?.socket ?? '', types: p.interface?.types ?? [] },
+      propagatedMount: p.propagatedMount,
+      ready: p.ready,
+      privileges: p.privileges.map((x) => ({ name: x.name, description: x.description, value: x.value })),
+    };
+  }
   if (p.exited) {
     out.exitStatus = p.exitStatus;
     const at = date(p.exitedAt);
@@ -201,7 +232,9 @@ export class PluginsClient {
     // plugind would answer this too, but a spec past the message limit never reaches it.
     const bytes = options.specJson === undefined ? 0 : Buffer.byteLength(options.specJson);
     if (bytes > MAX_SPEC_BYTES) throw new CodedError(ErrorCode.InvalidArgument, `plugin ${id}: --spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
-    return this.#unary('Run', { id, ...options });
+    // A Docker plugin's run lasts until its socket answers: the deadline allows for its ready timeout.
+    const wait = options.bundle ? Math.min((options.readyTimeoutSeconds ?? 10) * 1000, MAX_STOP_TIMEOUT_MS) : 0;
+    return this.#unary('Run', { id, ...options }, this.#timeoutMs + (Number.isFinite(wait) && wait > 0 ? wait : 0));
   }
 
   async inspect(id: string): Promise<Plugin> {

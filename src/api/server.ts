@@ -8,7 +8,20 @@ import { createServer } from 'node:net';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
-import { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, defaultSpec, jsonDepth, mergeEnv, withInit, type OciSpec, type PluginExit, type PluginSettingsInput, type StreamName } from '../executor/index.js';
+import {
+  MAX_READY_TIMEOUT_MS,
+  MAX_SPEC_BYTES,
+  MAX_SPEC_DEPTH,
+  defaultSpec,
+  jsonDepth,
+  mergeEnv,
+  withInit,
+  type BundleDirRun,
+  type OciSpec,
+  type PluginExit,
+  type PluginSettingsInput,
+  type StreamName,
+} from '../executor/index.js';
 import {
   DEFAULT_INIT_PATH,
   debugService,
@@ -66,6 +79,15 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
     restart: p.settings.restart,
     autoRemove: p.settings.autoRemove,
     runtimeBinary: p.settings.runtimeBinary,
+    ...(p.bundle
+      ? {
+          socket: p.bundle.socket,
+          interface: p.bundle.interface,
+          propagatedMount: p.bundle.propagatedMount,
+          ready: p.bundle.ready,
+          privileges: p.bundle.privileges,
+        }
+      : {}),
   };
 }
 
@@ -89,7 +111,14 @@ interface RunRequest {
   replace: boolean;
   init?: boolean;
   runtimeBinary: string;
+  bundle: string;
+  readyTimeoutSeconds?: number;
 }
+
+/** What a run request asks for: a plugin from a spec (given or made from --rootfs), or a Docker plugin from its bundle. */
+export type RunPlan =
+  | { kind: 'spec'; spec: OciSpec; settings: PluginSettingsInput }
+  | { kind: 'bundle'; bundle: BundleDirRun; settings: PluginSettingsInput };
 
 /** What `serve` decides for plugins whose run request does not say. */
 export interface RunDefaults {
@@ -100,15 +129,30 @@ export interface RunDefaults {
 }
 
 /**
- * The spec and settings a run request asks for, or INVALID_ARGUMENT naming
+ * The spec (or bundle) and settings a run request asks for, or INVALID_ARGUMENT naming
  * what is wrong. The request's fields are the `run` flags, and messages name
  * them as flags: that is what the user typed.
  */
-export function specFromRun(req: RunRequest, namespace: string, defaults: RunDefaults = { init: false, initPath: DEFAULT_INIT_PATH }): { spec: OciSpec; settings: PluginSettingsInput } {
+export function specFromRun(req: RunRequest, namespace: string, defaults: RunDefaults = { init: false, initPath: DEFAULT_INIT_PATH }): RunPlan {
   const what = `plugin ${req.id}`;
   let spec: OciSpec;
   if (req.specJson && req.rootfs) throw invalid(`${what}: give --rootfs or --spec, not both`);
+  if (req.bundle && (req.specJson || req.rootfs)) throw invalid(`${what}: give --bundle alone, not with --${req.rootfs ? 'rootfs' : 'spec'}`);
   for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: --env ${JSON.stringify(e)} is not K=V`);
+  if (req.readyTimeoutSeconds !== undefined && !req.bundle) throw invalid(`${what}: --ready-timeout is for Docker plugins (--bundle)`);
+  const settings = settingsFromRun(req);
+  if (req.bundle) {
+    if (!req.bundle.startsWith('/')) throw invalid(`${what}: --bundle ${req.bundle}: want an absolute path`);
+    // A bundle's entrypoint is its own: an init in front would change what the plugin is.
+    if (req.init === true) throw invalid(`${what}: --init is not for Docker plugins (--bundle): the bundle's entrypoint runs as PID 1`);
+    const t = req.readyTimeoutSeconds;
+    if (t !== undefined && (!Number.isFinite(t) || t <= 0 || t * 1000 > MAX_READY_TIMEOUT_MS)) {
+      throw invalid(`${what}: --ready-timeout ${t}: want seconds above 0, at most ${MAX_READY_TIMEOUT_MS / 1000}`);
+    }
+    const bundle: BundleDirRun = { dir: req.bundle, args: req.args, env: req.env };
+    if (t !== undefined) bundle.readyTimeoutMs = t * 1000;
+    return { kind: 'bundle', bundle, settings };
+  }
   if (req.specJson) {
     const bytes = Buffer.byteLength(req.specJson);
     if (bytes > MAX_SPEC_BYTES) throw invalid(`${what}: --spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
@@ -131,12 +175,17 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
     if (req.args.length === 0) throw invalid(`${what}: no command given (plugind run ID --rootfs DIR -- CMD ARG...)`);
     spec = defaultSpec({ rootfs: req.rootfs, args: req.args, env: req.env, namespace, id: req.id });
   } else {
-    throw invalid(`${what}: give --rootfs DIR -- CMD or --spec FILE`);
+    throw invalid(`${what}: give --rootfs DIR -- CMD, --spec FILE or --bundle DIR`);
   }
   if (req.init ?? defaults.init) {
     if (!existsSync(defaults.initPath)) throw invalid(`${what}: --init: ${defaults.initPath} not found (Debian's tini package ships it)`);
     if (Array.isArray(spec.process?.args)) spec = withInit(spec, defaults.initPath);
   }
+  return { kind: 'spec', spec, settings };
+}
+
+/** The settings every kind of run takes alike. */
+function settingsFromRun(req: RunRequest): PluginSettingsInput {
   const settings: PluginSettingsInput = { autoRemove: req.autoRemove };
   if (req.restart) settings.restart = req.restart;
   // Looked up by the shard (see resolveRuntimeBinary): a name on PATH, off this thread.
@@ -149,7 +198,7 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
     if (req.log.bufferSize) log.bufferSize = req.log.bufferSize;
     settings.log = log;
   }
-  return { spec, settings };
+  return settings;
 }
 
 export class ApiServer {
@@ -201,8 +250,10 @@ export class ApiServer {
     const co = this.#o.coordinator;
     return {
       Run: this.#unary(async (req: RunRequest) => {
-        const { spec, settings } = specFromRun(req, this.#o.namespace, this.#o.runDefaults);
-        const { pid, shard } = await co.run(req.id, spec, settings, { replace: req.replace });
+        const plan = specFromRun(req, this.#o.namespace, this.#o.runDefaults);
+        const options = { replace: req.replace };
+        const { pid, shard } =
+          plan.kind === 'bundle' ? await co.runBundle(req.id, plan.bundle, plan.settings, options) : await co.run(req.id, plan.spec, plan.settings, options);
         return { id: req.id, pid, shard };
       }),
       Inspect: this.#unary(async (req: { id: string }) => pluginMessage(await co.inspect(req.id))),

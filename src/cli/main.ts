@@ -90,8 +90,39 @@ function pluginJson(p: Plugin): Record<string, unknown> {
   o.restart = p.restart;
   o.autoRemove = p.autoRemove;
   o.runtimeBinary = p.runtimeBinary;
+  // Docker plugins only: other plugins keep the shape they had.
+  if (p.bundle) {
+    o.socket = p.bundle.socket;
+    o.interface = p.bundle.interface;
+    if (p.bundle.propagatedMount) o.propagatedMount = p.bundle.propagatedMount;
+    o.ready = p.bundle.ready;
+    o.privileges = p.bundle.privileges;
+  }
   return o;
 }
+
+/** A ready timeout in seconds: above 0, at most an hour. */
+function readySeconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_STOP_SECONDS) throw new InvalidArgumentError(`want seconds above 0, at most ${MAX_STOP_SECONDS}`);
+  return n;
+}
+
+const BUNDLE_HELP = `
+Docker plugins (--bundle DIR): DIR holds config.json and rootfs/, as \`docker plugin create\` takes
+them. The plugin runs as moby runs it: the config's Entrypoint with its Args (args after -- replace
+them), its Env defaults (--env overrides them), a writable rootfs, and its runtime dir bind-mounted
+at /run/docker/plugins. run returns once the socket named by Interface.Socket accepts a connection;
+if it does not within --ready-timeout, or the plugin exits first, run fails quoting its stderr and
+the plugin stays listed, stopped, with its logs.
+
+A bundle's config can ask for the host's network (Network.Type host), host paths mounted (Mounts),
+host devices (Linux.Devices, Linux.AllowAllDevices), capabilities beyond the default set
+(Linux.Capabilities), the host's pid and ipc namespaces (PidHost, IpcHost), and mounts that reach
+the host (PropagatedMount). plugind grants them without asking, unlike \`docker plugin install\`:
+its API is root-equivalent already. \`plugind inspect ID\` lists what a plugin was given
+("privileges"). Network.Type bridge, none and null get a network namespace of their own with
+loopback only.`;
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -179,9 +210,11 @@ program
 
 program
   .command('run <id> [command...]')
-  .description('create and start a plugin: --rootfs DIR -- CMD ARG..., or --spec FILE')
+  .description('create and start a plugin: --rootfs DIR -- CMD ARG..., --spec FILE, or a Docker plugin: --bundle DIR [-- ARG...]')
   .option('--rootfs <dir>', 'root filesystem directory')
   .option('--spec <file>', 'OCI runtime spec (JSON)')
+  .option('--bundle <dir>', 'Docker plugin bundle: config.json and rootfs/ (see below)')
+  .option('--ready-timeout <seconds>', "with --bundle: how long to wait for the plugin's socket (default 10)", readySeconds)
   .option('--env <K=V>', 'environment variable (repeatable)', collect, [] as string[])
   .option('--rm', 'remove the plugin (container and logs) when it exits')
   .option('--replace', 'replace a stopped plugin of this id (its logs go too)')
@@ -194,8 +227,10 @@ program
   .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, MAX_LOG_FILES))
   .option('--json', 'print {"id","pid","shard"}')
   .addOption(addressOption())
+  .addHelpText('after', BUNDLE_HELP)
   .action(async (id: string, command: string[], o: Record<string, unknown>) => {
     if (o.rootfs && o.spec) throw new InvalidArgumentError('give --rootfs or --spec, not both');
+    if (o.bundle && (o.rootfs || o.spec)) throw new InvalidArgumentError(`plugin ${id}: give --bundle alone, not with --${o.rootfs ? 'rootfs' : 'spec'}`);
     let specJson: string | undefined;
     if (o.spec) {
       try {
@@ -221,6 +256,8 @@ program
         replace: Boolean(o.replace),
         ...(o.init !== undefined ? { init: Boolean(o.init) } : {}),
         ...(o.runtimeBinary ? { runtimeBinary: o.runtimeBinary as string } : {}),
+        ...(o.bundle ? { bundle: resolve(o.bundle as string) } : {}),
+        ...(o.readyTimeout !== undefined ? { readyTimeoutSeconds: o.readyTimeout as number } : {}),
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
     });
@@ -235,9 +272,13 @@ program
     await withClient(o, async (c) => {
       const plugins = await c.list();
       if (o.json) return void out(JSON.stringify(plugins.map(pluginJson)) + '\n');
-      const rows = [['ID', 'STATE', 'PID', 'SHARD', 'CREATED', 'EXIT']];
+      // READY only when a Docker plugin is listed: a host without one sees the table it always did.
+      const ready = plugins.some((p) => p.bundle);
+      const rows = [['ID', 'STATE', 'PID', 'SHARD', 'CREATED', 'EXIT', ...(ready ? ['READY'] : [])]];
       for (const p of plugins) {
-        rows.push([p.id, p.state, String(p.pid || '-'), String(p.shard), p.createdAt?.toISOString() ?? '-', p.exitStatus === undefined ? '-' : String(p.exitStatus)]);
+        const row = [p.id, p.state, String(p.pid || '-'), String(p.shard), p.createdAt?.toISOString() ?? '-', p.exitStatus === undefined ? '-' : String(p.exitStatus)];
+        if (ready) row.push(p.bundle ? (p.bundle.ready ? 'yes' : 'no') : '-');
+        rows.push(row);
       }
       out(table(rows));
     });
@@ -252,7 +293,7 @@ program
     await withClient(o, async (c) => {
       const p = await c.inspect(id);
       if (o.json) return void out(JSON.stringify(pluginJson(p)) + '\n');
-      out(table(Object.entries(pluginJson(p)).map(([k, v]) => [k, String(v)])));
+      out(table(Object.entries(pluginJson(p)).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)])));
     });
   });
 

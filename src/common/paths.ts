@@ -5,6 +5,8 @@
 //   <data dir>/containerd/               the embedded containerd
 //   <data dir>/plugins/<namespace>/      one namespace's plugins:
 //       fifo/  logs/  told-exits  fifo-keeper.pid
+//       run/<id>/          a bundle plugin's runtime dir (0700), its /run/docker/plugins
+//       propagated/<id>/   a bundle plugin's PropagatedMount, shared with the host
 import { join } from 'node:path';
 
 export const apiSocketPath = (dataDir: string): string => join(dataDir, 'plugind.sock');
@@ -27,9 +29,21 @@ export interface PluginPaths {
   formerToldExits: string;
   /** The FIFO keeper's pid file. */
   keeperPid: string;
+  /** Docker plugins' runtime dirs, `<id>/` (mode 0700): bind-mounted at /run/docker/plugins, where the socket is made. */
+  run: string;
+  /** Docker plugins' propagated mounts, `<id>/`: a shared mount while the plugin runs, nothing mounted once it exits. */
+  propagated: string;
 }
 
 /** What is in a namespace's plugins dir (from pluginsDir). */
 export function pluginPaths(dir: string): PluginPaths {
-  return { fifo: join(dir, 'fifo'), logs: join(dir, 'logs'), toldExits: join(dir, 'told-exits'), formerToldExits: join(dir, 'reported-exits'), keeperPid: join(dir, 'fifo-keeper.pid') };
+  return {
+    fifo: join(dir, 'fifo'),
+    logs: join(dir, 'logs'),
+    toldExits: join(dir, 'told-exits'),
+    formerToldExits: join(dir, 'reported-exits'),
+    keeperPid: join(dir, 'fifo-keeper.pid'),
+    run: join(dir, 'run'),
+    propagated: join(dir, 'propagated'),
+  };
 }

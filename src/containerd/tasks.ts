@@ -21,8 +21,18 @@ export interface Process {
   exitedAt?: Date;
 }
 
+/** A filesystem mount handed to a task (containerd.types.Mount): a rootfs from a snapshot. */
+export interface Mount {
+  type: string;
+  source: string;
+  target?: string;
+  options: string[];
+}
+
 export interface NewTask {
   containerId: string;
+  /** The rootfs as mounts, when the spec's root is relative (a snapshot); none for a rootfs directory. */
+  rootfs?: Mount[];
   stdout?: string;
   stderr?: string;
   /** Replaces the container's runtime options when set. */

@@ -6,10 +6,11 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { MessageChannel } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CodedError, ErrorCode, EventLoop, connect, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
+import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
 import {
   validateId,
+  type BundleDirRun,
   type LogChunk,
   type OciSpec,
   type PluginExit,
@@ -68,6 +69,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * it is told here, as it arrives, before any thread hop.
    */
   readonly #running = new Map<string, number>();
+  /**
+   * Ids whose run has not answered yet. A Docker plugin's run waits for its
+   * socket: an exit meanwhile fails the run, and is no failure for the
+   * restart policy to act on.
+   */
+  readonly #runsPending = new Map<string, number>();
   /** The pid of the last exit event observed per id: containerd may deliver one twice. */
   readonly #lagSeen = new Map<string, number>();
   /**
@@ -233,7 +240,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   #maybeRestart(exit: PluginExit): void {
     const id = exit.id;
-    if (this.#closing) return;
+    if (this.#closing || this.#runsPending.has(id)) return;
     const next = this.#restarts.afterExit(id, exit.exitStatus);
     if (!next.restart) {
       if (next.exhausted) this.#log.warn({ plugin: id, restarts: next.attempts }, 'restart policy exhausted');
@@ -258,15 +265,41 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   async run(id: string, spec: OciSpec, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
+    return this.#run(id, settings, false, (shard) => shard.request({ kind: 'create', id, spec, settings, replace: options.replace ?? false }));
+  }
+
+  /** Runs a Docker plugin from its bundle dir; resolves once its socket answers (see Executor.createBundle). */
+  async runBundle(id: string, bundle: BundleDirRun, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
+    return this.#run(id, settings, true, (shard) => shard.request({ kind: 'create-bundle', id, bundle, settings, replace: options.replace ?? false }));
+  }
+
+  async #run(
+    id: string,
+    settings: PluginSettingsInput,
+    waitsReady: boolean,
+    create: (shard: Shard) => Promise<{ pid: number; startedAtMs: number }>,
+  ): Promise<{ pid: number; shard: number }> {
     const receivedAtMs = nowMs();
     validateId(id);
     this.#restarts.ran(id, settings.restart ?? 'no');
     this.#told.delete(id);
     const shard = this.#shard(id);
-    const { pid, startedAtMs } = await shard.request({ kind: 'create', id, spec, settings, replace: options.replace ?? false });
-    this.#started(id, pid);
-    this.metrics.createDuration.observe(Math.max(0, startedAtMs - receivedAtMs) / 1000);
-    return { pid, shard: shard.index };
+    this.#runsPending.set(id, (this.#runsPending.get(id) ?? 0) + 1);
+    let reply: { pid: number; startedAtMs: number };
+    try {
+      reply = await create(shard);
+    } catch (err) {
+      // A plugin that never got ready (stopped by its run, or dead first) stays stopped: its exit may be told after this.
+      if (waitsReady && (isErrorCode(err, ErrorCode.DeadlineExceeded) || isErrorCode(err, ErrorCode.FailedPrecondition))) this.#restarts.stoppedByUser(id);
+      throw err;
+    } finally {
+      const n = (this.#runsPending.get(id) ?? 1) - 1;
+      if (n > 0) this.#runsPending.set(id, n);
+      else this.#runsPending.delete(id);
+    }
+    this.#started(id, reply.pid);
+    this.metrics.createDuration.observe(Math.max(0, reply.startedAtMs - receivedAtMs) / 1000);
+    return { pid: reply.pid, shard: shard.index };
   }
 
   async inspect(id: string): Promise<PluginInfo> {

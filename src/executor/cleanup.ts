@@ -2,11 +2,12 @@
 // restore of a half-made plugin all need, whatever pieces are left.
 import { rm } from 'node:fs/promises';
 import { ignoreNotFound, isNotFound } from '../common/errors.js';
+import { removeBundleDirs } from './bundle-dirs.js';
 import { SIGKILL, logDir, type ExecutorContext } from './context.js';
 import type { FifoSet } from './fifo.js';
 import type { PluginIO } from './stdio.js';
 
-/** Force-deletes task and container and removes FIFOs and logs; missing pieces are fine. */
+/** Force-deletes task and container and removes FIFOs, logs and a Docker plugin's dirs (unmounted first); missing pieces are fine. */
 export async function removeEverything(ctx: ExecutorContext, id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
   const steps: Array<Promise<unknown>> = [];
   await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
@@ -14,6 +15,8 @@ export async function removeEverything(ctx: ExecutorContext, id: string, io: Plu
   steps.push(ctx.client.containers.delete(id).catch(ignoreNotFound));
   if (fifos) steps.push(ctx.fifos.remove(fifos));
   if (!keepLogs) steps.push(rm(logDir(ctx, id), { recursive: true, force: true }));
+  // After the task: nothing may hold the propagated mount any more.
+  steps.push(removeBundleDirs(ctx, id));
   const results = await Promise.allSettled(steps);
   for (const r of results) if (r.status === 'rejected') ctx.log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
 }

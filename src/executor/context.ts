@@ -16,6 +16,9 @@ export interface ExecutorContext {
   readonly fifos: FifoPool;
   /** Plugin logs in `<logRoot>/<id>`. */
   readonly logRoot: string;
+  /** Docker plugins' runtime dirs, `<runRoot>/<id>`, and propagated mounts, `<propagatedRoot>/<id>`. */
+  readonly runRoot: string;
+  readonly propagatedRoot: string;
   /** Every operation and exit of one id runs through here, in order. */
   readonly queue: KeyedQueue;
   /** Bounds the task deletes of reaping (see exit.ts). */

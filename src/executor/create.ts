@@ -2,12 +2,13 @@
 // replace-and-retry when containerd holds a stale record of it, and cleanup
 // of everything made when any step fails.
 import { rm } from 'node:fs/promises';
-import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Process } from '../containerd/index.js';
+import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Mount, type Process } from '../containerd/index.js';
+import { prepareBundleDirs } from './bundle-dirs.js';
 import { removeEverything } from './cleanup.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
 import { PluginError, forPlugin } from './errors.js';
 import { setName, type FifoSet } from './fifo.js';
-import { newPlugin } from './plugin.js';
+import { newPlugin, type Plugin } from './plugin.js';
 import { settingsToLabels, type PluginSettings } from './settings.js';
 import { PluginIO } from './stdio.js';
 
@@ -16,10 +17,12 @@ export interface CreateHow {
   replace: boolean;
   /** Keep the id's logs when an old record is replaced (a restart carries them on). */
   keepLogs: boolean;
+  /** The rootfs as mounts for Tasks.Create (a snapshot), when the spec's root is relative. */
+  rootfsMounts?: Mount[];
 }
 
 /** Runs inside the id's queue, with settings and spec already checked (see validate.ts). */
-export async function createPlugin(ctx: ExecutorContext, id: string, settings: PluginSettings, packed: Any, how: CreateHow): Promise<{ pid: number }> {
+export async function createPlugin(ctx: ExecutorContext, id: string, settings: PluginSettings, packed: Any, how: CreateHow): Promise<{ pid: number; plugin: Plugin }> {
   const { keepLogs } = how;
   const known = ctx.plugins.get(id);
   if (known && known.state !== 'stopped') {
@@ -68,12 +71,19 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
   let io: PluginIO | undefined;
   try {
     ({ fifos, io } = await prepared);
-    const pid = await ctx.client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr });
+    // A Docker plugin's runtime dir (no stale socket) and propagated mount, before runc binds them.
+    if (settings.bundle) await prepareBundleDirs(ctx, id, settings.bundle.propagatedMount !== '');
+    const pid = await ctx.client.tasks.create({
+      containerId: id,
+      stdout: fifos.stdout,
+      stderr: fifos.stderr,
+      ...(how.rootfsMounts ? { rootfs: how.rootfsMounts } : {}),
+    });
     const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
     ctx.plugins.set(id, plugin);
     await ctx.client.tasks.start(id);
     plugin.state = 'running';
-    return { pid };
+    return { pid, plugin };
   } catch (err) {
     ctx.plugins.delete(id);
     if (!io) {

@@ -17,11 +17,15 @@ import {
   type Container,
   type ContainerdClient,
   type ContainerdEvent,
+  type Mount,
   type RuncOptions,
   silentLogger,
   type Logger,
 } from '../containerd/index.js';
 import { pluginPaths } from '../common/paths.js';
+import { join } from 'node:path';
+import { initSpec, loadBundle, pluginPrivileges, type PluginConfig } from './bundle.js';
+import { runtimeDir, propagatedDir } from './bundle-dirs.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
 import { createPlugin, type CreateHow } from './create.js';
@@ -33,8 +37,9 @@ import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { ErrnoClass, FdHooks } from './log-file.js';
 import { merge, readLog, type LogChunk } from './log-reader.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
+import { waitReady } from './ready.js';
 import { restore, restoreAll } from './restore.js';
-import { normalizeSettings, settingsFromLabels, type PluginSettings, type PluginSettingsInput } from './settings.js';
+import { DEFAULT_READY_TIMEOUT_MS, normalizeSettings, settingsFromLabels, type BundleSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
 import type { OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
@@ -77,6 +82,22 @@ export interface CreateOptions {
   replace?: boolean;
 }
 
+/** A Docker plugin to run: its config, its rootfs, and what `run` adds. */
+export interface BundleRun {
+  config: PluginConfig;
+  /** A bundle's rootfs dir, or the mounts of a snapshot (a pulled image), handed to Tasks.Create. */
+  rootfs: string | Mount[];
+  /** After `--`: replace the config's Args.Value. */
+  args?: string[];
+  /** `K=V`, over the config's Env defaults. */
+  env?: string[];
+  /** Default DEFAULT_READY_TIMEOUT_MS. */
+  readyTimeoutMs?: number;
+}
+
+/** What `run --bundle DIR` gives, before the bundle is read. */
+export type BundleDirRun = Omit<BundleRun, 'config' | 'rootfs'> & { dir: string };
+
 export interface LogsOptions {
   stream?: StreamName;
   /** Only the last this many bytes of each stream. */
@@ -86,6 +107,10 @@ export interface LogsOptions {
 }
 
 const REAP_CONCURRENCY = 4;
+/** A plugin that never got ready is asked to stop this long before SIGKILL. */
+const NOT_READY_STOP_GRACE_MS = 2_000;
+/** How much of a plugin's stderr a failed ready wait quotes. */
+const STDERR_TAIL_LINES = 10;
 
 const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
 // How long close() lets copy loops reach EOF before it closes them.
@@ -125,6 +150,8 @@ export class Executor {
       runtime,
       fifos: new FifoPool({ root: pluginPaths(options.dataDir).fifo, poolName: `.pool${options.name ? `-${options.name}` : ''}` }),
       logRoot: pluginPaths(options.dataDir).logs,
+      runRoot: pluginPaths(options.dataDir).run,
+      propagatedRoot: pluginPaths(options.dataDir).propagated,
       queue: new KeyedQueue(),
       reapSlots: new Semaphore(REAP_CONCURRENCY),
       plugins: new Map<string, Plugin>(),
@@ -173,18 +200,119 @@ export class Executor {
     return this.#create(id, spec, input, { replace: options.replace ?? false, keepLogs: false });
   }
 
+  /**
+   * Runs a Docker plugin: the spec made from its config as moby's InitSpec
+   * makes it (see bundle.ts), its runtime dir and propagated mount made
+   * before the task starts. Resolves once its socket accepts a connection;
+   * if it does not within the ready timeout, or the plugin exits first, the
+   * plugin is stopped (it stays listed, with its logs) and this rejects
+   * naming the socket and quoting the end of its stderr. Nothing is created
+   * when the config asks for what cannot be given.
+   */
+  async createBundle(id: string, run: BundleRun, input: PluginSettingsInput = {}, options: CreateOptions = {}): Promise<{ pid: number }> {
+    validateId(id);
+    let spec: OciSpec;
+    let bundle: BundleSettings;
+    try {
+      const { config } = run;
+      spec = initSpec(config, {
+        ...(typeof run.rootfs === 'string' ? { rootfs: run.rootfs } : { rootfsMounts: run.rootfs }),
+        runtimeDir: runtimeDir(this.#ctx, id),
+        propagatedRoot: propagatedDir(this.#ctx, id),
+        args: run.args ?? [],
+        env: run.env ?? [],
+        id,
+        namespace: this.#ctx.client.namespace,
+      });
+      bundle = {
+        socket: config.Interface.Socket,
+        types: config.Interface.Types,
+        propagatedMount: config.PropagatedMount,
+        readyTimeoutMs: run.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+        privileges: pluginPrivileges(config),
+      };
+    } catch (err) {
+      throw forPlugin(id, err);
+    }
+    const how: CreateHow = { replace: options.replace ?? false, keepLogs: false };
+    if (typeof run.rootfs !== 'string') how.rootfsMounts = run.rootfs;
+    return this.#create(id, spec, { ...input, bundle }, how);
+  }
+
+  /** createBundle() from a bundle dir (config.json and rootfs/), read and checked first. */
+  async createFromBundleDir(id: string, run: BundleDirRun, input: PluginSettingsInput = {}, options: CreateOptions = {}): Promise<{ pid: number }> {
+    validateId(id);
+    const { dir, ...rest } = run;
+    let loaded;
+    try {
+      loaded = await loadBundle(dir);
+    } catch (err) {
+      throw forPlugin(id, err);
+    }
+    return this.createBundle(id, { ...rest, config: loaded.config, rootfs: loaded.rootfs }, input, options);
+  }
+
   async #create(id: string, spec: OciSpec, input: PluginSettingsInput, how: CreateHow): Promise<{ pid: number }> {
     validateId(id);
     let settings: PluginSettings;
     let packed: Any;
     try {
       settings = normalizeSettings(input, this.#defaultBinary);
-      packed = await validateSpec(spec);
+      packed = await validateSpec(spec, { rootfsMounts: how.rootfsMounts !== undefined });
       if (input.runtimeBinary) settings.runtimeBinary = await resolveRuntimeBinary(input.runtimeBinary);
     } catch (err) {
       throw forPlugin(id, err);
     }
-    return this.#ctx.queue.run(id, () => createPlugin(this.#ctx, id, settings, packed, how));
+    const { pid, plugin } = await this.#ctx.queue.run(id, () => createPlugin(this.#ctx, id, settings, packed, how));
+    // Outside the queue: the exit it races is handled there.
+    if (settings.bundle) await this.#untilReady(plugin, settings.bundle);
+    return { pid };
+  }
+
+  /** Waits for a Docker plugin's socket; one that does not answer in time is stopped, and the caller told why. */
+  async #untilReady(p: Plugin, b: BundleSettings): Promise<void> {
+    const { id } = p;
+    const socket = join(runtimeDir(this.#ctx, id), b.socket);
+    const r = await waitReady(p, socket, b.readyTimeoutMs);
+    if (r.ready) return;
+    const seconds = `${b.readyTimeoutMs / 1000} s`;
+    if (r.why === 'timeout') {
+      this.#log.warn({ plugin: id, socket, err: r.lastError }, 'plugin not ready in time; stopping it');
+      await stopPlugin(this.#ctx, p, NOT_READY_STOP_GRACE_MS).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'stopping a plugin that was not ready failed'));
+    }
+    const exit = await p.exited;
+    // Reaped: its output is all in the log files.
+    await this.settled(id);
+    const tail = await this.#stderrTail(id);
+    const logs = p.settings.autoRemove ? '(--rm: its logs are gone)' : `its output: plugind logs ${id}`;
+    const quoted = tail.length > 0 ? `; its stderr ends:\n${tail.map((l) => `  ${l}`).join('\n')}` : '; it wrote nothing on stderr';
+    if (r.why === 'timeout') {
+      const how = r.lastError?.code ? ` (last try: ${r.lastError.code})` : '';
+      throw new PluginError(
+        ErrorCode.DeadlineExceeded,
+        `plugin ${id}: not ready: socket ${socket} accepted no connection within ${seconds}${how}; the plugin was stopped, ${logs}${quoted}`,
+        { plugin: id },
+      );
+    }
+    throw new PluginError(
+      ErrorCode.FailedPrecondition,
+      `plugin ${id}: exited (status ${exit.exitStatus}) before socket ${socket} accepted a connection; ${logs}${quoted}`,
+      { plugin: id },
+    );
+  }
+
+  /** The last lines the plugin wrote on stderr, from its log files. */
+  async #stderrTail(id: string): Promise<string[]> {
+    let text = '';
+    try {
+      for await (const data of readLog(logDir(this.#ctx, id), 'stderr', { tail: 4096 })) text += data.toString('utf8');
+    } catch {
+      return [];
+    }
+    const lines = text.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '');
+    // The first line of a tail may be cut in the middle: drop it when more follow.
+    if (text.length >= 4096 && lines.length > 1) lines.shift();
+    return lines.slice(-STDERR_TAIL_LINES);
   }
 
   /**
@@ -301,11 +429,11 @@ export class Executor {
   }
 
   status(id: string): PluginStatus {
-    return toStatus(this.#get(id));
+    return toStatus(this.#get(id), this.#ctx);
   }
 
   list(): PluginStatus[] {
-    return [...this.#ctx.plugins.values()].map(toStatus);
+    return [...this.#ctx.plugins.values()].map((p) => toStatus(p, this.#ctx));
   }
 
   /**

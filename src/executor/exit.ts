@@ -2,6 +2,7 @@
 // task deleted (a few at a time), output drained, FIFOs recycled or removed.
 import { rm } from 'node:fs/promises';
 import { ignoreNotFound, isNotFound } from '../common/errors.js';
+import { cleanBundleAtExit, removeBundleDirs } from './bundle-dirs.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
 import type { FifoSet } from './fifo.js';
 import type { ExitSeen, Plugin, PluginExit } from './plugin.js';
@@ -26,6 +27,7 @@ export function handleExit(ctx: ExecutorContext, id: string, e: ExitSeen, eventT
     if (eventTimestampMs !== undefined) exit.eventTimestampMs = eventTimestampMs;
     const io = p.io;
     p.state = 'stopped';
+    p.ready = false;
     p.io = undefined;
     p.exit = exit;
     p.reaped = false;
@@ -83,9 +85,12 @@ export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undef
       await dropFifos(ctx, fifos);
     }
   }
+  // The task is gone: its socket is stale and its propagated mounts go with it.
+  if (p.settings.bundle) await cleanBundleAtExit(ctx, id);
   if (p.settings.autoRemove) {
     await ctx.client.containers.delete(id).catch(ignoreNotFound);
     await rm(logDir(ctx, id), { recursive: true, force: true });
+    if (p.settings.bundle) await removeBundleDirs(ctx, id);
     if (ctx.plugins.get(id) === p) ctx.plugins.delete(id);
   }
   p.reaped = true;

@@ -1,13 +1,35 @@
 // The executor layer's public surface.
 export { Executor } from './executor.js';
-export type { CreateOptions, ExecutorOptions, LogsOptions } from './executor.js';
-export type { PluginExit, PluginState, PluginStatus } from './plugin.js';
+export type { BundleDirRun, BundleRun, CreateOptions, ExecutorOptions, LogsOptions } from './executor.js';
+export type { BundleStatus, PluginExit, PluginState, PluginStatus } from './plugin.js';
+export {
+  initSpec,
+  loadBundle,
+  parsePluginConfig,
+  pluginPrivileges,
+  PLUGIN_RUNTIME_DESTINATION,
+  type Bundle,
+  type InitSpecOptions,
+  type PluginConfig,
+  type PluginPrivilege,
+} from './bundle.js';
+export { dialUnix } from './ready.js';
 export { parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 export { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 export { PluginError, ErrorCode, errorCode } from './errors.js';
 export { validateId, MAX_ID_LENGTH } from './ids.js';
 export { defaultSpec, hostnameFor, jsonDepth, mergeEnv, withInit, INIT_PATH, MAX_SPEC_DEPTH, type OciSpec, type DefaultSpecOptions } from './spec.js';
-export { LABEL, MANAGED_FILTER, normalizeSettings, type PluginSettings, type PluginSettingsInput, type LogSettings } from './settings.js';
+export {
+  DEFAULT_READY_TIMEOUT_MS,
+  LABEL,
+  MANAGED_FILTER,
+  MAX_READY_TIMEOUT_MS,
+  normalizeSettings,
+  type BundleSettings,
+  type PluginSettings,
+  type PluginSettingsInput,
+  type LogSettings,
+} from './settings.js';
 export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
 export type { ErrnoClass, FdHooks } from './log-file.js';

@@ -1,5 +1,6 @@
 // The few libc calls Node has no binding for, through koffi (prebuilt FFI,
-// no compiler at install): mkfifo, and fcntl to grow a pipe. Loaded on first
+// no compiler at install): mkfifo, fcntl to grow a pipe, and mount/umount2
+// for a Docker plugin's propagated mount. Loaded on first
 // use, so threads that never touch a FIFO (the coordinator, the CLI) do not
 // load it.
 import { createRequire } from 'node:module';
@@ -8,6 +9,8 @@ import { getSystemErrorName } from 'node:util';
 interface Libc {
   mkfifo(path: string, mode: number): number;
   fcntl(fd: number, cmd: number, ...args: unknown[]): number;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
+  umount2(target: string, flags: number): number;
   errno(): number;
 }
 
@@ -23,6 +26,8 @@ function load(): Libc {
   libc = {
     mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)') as Libc['mkfifo'],
     fcntl: lib.func('int fcntl(int fd, int cmd, ...)') as Libc['fcntl'],
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Libc['mount'],
+    umount2: lib.func('int umount2(const char *target, int flags)') as Libc['umount2'],
     errno: () => koffi.errno(),
   };
   return libc;
@@ -57,4 +62,21 @@ export function growPipe(fd: number, bytes: number): number {
 export function pipeSize(fd: number): number {
   const size = load().fcntl(fd, F_GETPIPE_SZ, 'int', 0);
   return size > 0 ? size : 0;
+}
+
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_SHARED = 1 << 20;
+export const MNT_DETACH = 2;
+
+/** mount(2), synchronously; throws the errno as a Node error naming target. */
+export function mountSync(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  const c = load();
+  if (c.mount(source, target, fstype, flags, data) !== 0) throw errnoError('mount', target, c.errno());
+}
+
+/** umount2(2), synchronously. */
+export function umountSync(target: string, flags = 0): void {
+  const c = load();
+  if (c.umount2(target, flags) !== 0) throw errnoError('umount2', target, c.errno());
 }

@@ -1,5 +1,7 @@
 // The record the executor keeps of one plugin, and the status it shows of it.
 // The record is memory only: containerd (labels) is the store, restore rebuilds it.
+import { join } from 'node:path';
+import type { PluginPrivilege } from './bundle.js';
 import type { PluginSettings } from './settings.js';
 import type { PluginIO } from './stdio.js';
 
@@ -17,6 +19,18 @@ export interface PluginExit {
 /** An exit as learnt, before it is matched to a plugin. */
 export type ExitSeen = Omit<PluginExit, 'id' | 'eventTimestampMs'>;
 
+/** What a Docker plugin shows beyond a plain plugin; host paths are absolute. */
+export interface BundleStatus {
+  /** `<runtime dir>/<Interface.Socket>`. */
+  socket: string;
+  interface: { socket: string; types: string[] };
+  /** The host dir behind PropagatedMount; '' for none. */
+  propagatedMount: string;
+  /** Its socket accepted a connection since the task started (or since a restore found it running). */
+  ready: boolean;
+  privileges: PluginPrivilege[];
+}
+
 export interface PluginStatus {
   id: string;
   state: PluginState;
@@ -25,6 +39,13 @@ export interface PluginStatus {
   exitStatus?: number;
   exitedAt?: Date;
   settings: PluginSettings;
+  bundle?: BundleStatus;
+}
+
+/** Where Docker plugins' runtime and propagated dirs live (see paths.ts). */
+export interface BundleRoots {
+  runRoot: string;
+  propagatedRoot: string;
 }
 
 export interface Plugin {
@@ -37,6 +58,8 @@ export interface Plugin {
   exit: PluginExit | undefined;
   /** Task deleted, output flushed, exit recorded on the container. */
   reaped: boolean;
+  /** A Docker plugin's socket accepted a connection during this task's life. */
+  ready: boolean;
   /** Resolves when the current task's exit has been told and reaped. */
   exited: Promise<PluginExit>;
   resolveExited: (e: PluginExit) => void;
@@ -45,11 +68,21 @@ export interface Plugin {
 export function newPlugin(id: string, fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'>): Plugin {
   let resolveExited!: (e: PluginExit) => void;
   const exited = new Promise<PluginExit>((r) => (resolveExited = r));
-  return { id, ...fields, exit: undefined, reaped: false, exited, resolveExited };
+  return { id, ...fields, exit: undefined, reaped: false, ready: false, exited, resolveExited };
 }
 
-export function toStatus(p: Plugin): PluginStatus {
+export function toStatus(p: Plugin, roots: BundleRoots): PluginStatus {
   const s: PluginStatus = { id: p.id, state: p.state, pid: p.pid, createdAt: p.createdAt, settings: p.settings };
+  const b = p.settings.bundle;
+  if (b) {
+    s.bundle = {
+      socket: join(roots.runRoot, p.id, b.socket),
+      interface: { socket: b.socket, types: b.types },
+      propagatedMount: b.propagatedMount ? join(roots.propagatedRoot, p.id) : '',
+      ready: p.ready && p.state !== 'stopped',
+      privileges: b.privileges,
+    };
+  }
   if (p.exit) {
     s.exitStatus = p.exit.exitStatus;
     s.exitedAt = p.exit.exitedAt;

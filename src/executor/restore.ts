@@ -1,6 +1,8 @@
 // Restore and reconcile: gathers what containerd says of a plugin, asks
 // restore-decision.ts what to do, and does it inside the id's queue.
+import { join } from 'node:path';
 import { isNotFound, type Container, type Process } from '../containerd/index.js';
+import { cleanBundleAtExit, runtimeDir } from './bundle-dirs.js';
 import { forceDeleteTask, removeEverything } from './cleanup.js';
 import { UNKNOWN_EXIT_STATUS, dropFifos, logDir, type ExecutorContext } from './context.js';
 import { forPlugin, notFound } from './errors.js';
@@ -9,8 +11,9 @@ import { validateId } from './ids.js';
 import { newPlugin, toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { decideRestore, type RestoreOutcome } from './restore-decision.js';
 import { MANAGED_FILTER, exitFromLabels, settingsFromLabels, type PluginSettings, type RecordedExit } from './settings.js';
+import { dialUnix, waitReady } from './ready.js';
 import { PluginIO } from './stdio.js';
-import { lookAgainLater, removeStrayFifos, removeStrayLogs } from './sweep.js';
+import { lookAgainLater, removeStrayBundleDirs, removeStrayFifos, removeStrayLogs } from './sweep.js';
 
 /** Re-attaches to one plugin from containerd's records (see restoreAll). */
 export async function restore(ctx: ExecutorContext, id: string): Promise<PluginStatus | undefined> {
@@ -24,8 +27,9 @@ export async function restore(ctx: ExecutorContext, id: string): Promise<PluginS
   }
   const task = await ctx.client.tasks.get(id).catch((err) => (isNotFound(err) ? undefined : Promise.reject(forPlugin(id, err))));
   await restoreOne(ctx, container, task);
+  await recheckReady(ctx, id);
   const p = ctx.plugins.get(id);
-  return p ? toStatus(p) : undefined;
+  return p ? toStatus(p, ctx) : undefined;
 }
 
 /**
@@ -40,8 +44,11 @@ export async function restoreAll(ctx: ExecutorContext): Promise<{ running: numbe
   const byId = new Map(tasks.map((t) => [t.containerId, t]));
   const mine = containers.filter((c) => ctx.owns(c.id));
   const outcomes = await Promise.all(mine.map((c) => restoreOne(ctx, c, byId.get(c.id))));
+  await Promise.all(mine.map((c) => recheckReady(ctx, c.id)));
   await removeStrayFifos(ctx, tasks);
-  await removeStrayLogs(ctx, new Set(containers.map((c) => c.id)));
+  const ids = new Set(containers.map((c) => c.id));
+  await removeStrayLogs(ctx, ids);
+  await removeStrayBundleDirs(ctx, ids);
   const count = (o: RestoreOutcome): number => outcomes.filter((x) => x === o).length;
   return { running: count('running'), stopped: count('stopped'), exited: count('exited') };
 }
@@ -68,6 +75,8 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         break;
       case 'adopt-recorded': {
         const p = recordedPlugin(ctx, container, action.recorded);
+        // A plugind that died between reaping and cleaning up left the socket or mounts.
+        if (p.settings.bundle) await cleanBundleAtExit(ctx, id);
         p.reaped = true;
         p.resolveExited(p.exit as PluginExit);
         break;
@@ -123,6 +132,26 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
       }
     }
     return action.outcome;
+  });
+}
+
+/**
+ * A running Docker plugin found by a restore is only asked whether its
+ * socket answers (nothing of it is touched: it kept serving while no
+ * plugind ran). One that does not answer yet is asked again in the
+ * background, within its ready timeout, and left running either way.
+ */
+async function recheckReady(ctx: ExecutorContext, id: string): Promise<void> {
+  const p = ctx.plugins.get(id);
+  const b = p?.settings.bundle;
+  if (!p || !b || p.state === 'stopped' || p.ready) return;
+  const socket = join(runtimeDir(ctx, id), b.socket);
+  if ((await dialUnix(socket)) === undefined) {
+    p.ready = true;
+    return;
+  }
+  void waitReady(p, socket, b.readyTimeoutMs).then((r) => {
+    if (!r.ready && r.why === 'timeout') ctx.log.warn({ plugin: id, socket, err: r.lastError }, 'restored plugin does not answer on its socket; left running');
   });
 }
 

@@ -4,6 +4,7 @@ import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
 import { parseRestartPolicy } from '../common/restart-policy.js';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
+import type { PluginPrivilege } from './bundle.js';
 import type { LogMode } from './stdio.js';
 
 export const LABEL = {
@@ -18,6 +19,11 @@ export const LABEL = {
   exitStatus: 'io.plugind.exit-status',
   exitedAt: 'io.plugind.exited-at',
   exitPid: 'io.plugind.exit-pid',
+  bundleSocket: 'io.plugind.bundle.socket',
+  bundleTypes: 'io.plugind.bundle.types',
+  bundlePropagatedMount: 'io.plugind.bundle.propagated-mount',
+  bundleReadyTimeout: 'io.plugind.bundle.ready-timeout',
+  bundlePrivileges: 'io.plugind.bundle.privileges',
 } as const;
 
 /** Selects the containers plugind manages (containerd filter syntax). */
@@ -31,6 +37,25 @@ export interface LogSettings {
   bufferSize: number;
 }
 
+/** What a Docker plugin (run from a bundle or an image) keeps beyond a plain plugin. */
+export interface BundleSettings {
+  /** Interface.Socket: a file name in the runtime dir. */
+  socket: string;
+  /** Interface.Types (`docker.volumedriver/1.0`, …). */
+  types: string[];
+  /** PropagatedMount, the in-container path; '' for none. */
+  propagatedMount: string;
+  /** How long `run` (and a policy restart) waits for the socket to accept. */
+  readyTimeoutMs: number;
+  /** What the config asks of the host (see pluginPrivileges). */
+  privileges: PluginPrivilege[];
+}
+
+/** `run --ready-timeout`'s default. */
+export const DEFAULT_READY_TIMEOUT_MS = 10_000;
+/** An hour, as long as a stop may wait. */
+export const MAX_READY_TIMEOUT_MS = 3_600_000;
+
 export interface PluginSettings {
   /** Delete container and logs once the exit is reaped (`run --rm`). */
   autoRemove: boolean;
@@ -39,6 +64,8 @@ export interface PluginSettings {
   /** The OCI runtime the runc shim runs (its BinaryName), an absolute path; empty: runc on the shim's PATH. */
   runtimeBinary: string;
   log: LogSettings;
+  /** Set for a Docker plugin: its socket is waited for and its host dirs managed. */
+  bundle?: BundleSettings;
 }
 
 export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
@@ -61,7 +88,15 @@ export function normalizeSettings(input: PluginSettingsInput = {}, defaultBinary
   if (!parseRestartPolicy(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
   // docker refuses the pair too: a plugin removed at its exit is not there to restart.
   if (input.autoRemove && restart !== 'no') throw invalidArgument(`--rm and --restart ${restart} cannot be combined: a plugin removed at exit cannot be restarted`);
-  return { autoRemove: input.autoRemove ?? false, restart, runtimeBinary: input.runtimeBinary ?? defaultBinary, log };
+  const out: PluginSettings = { autoRemove: input.autoRemove ?? false, restart, runtimeBinary: input.runtimeBinary ?? defaultBinary, log };
+  if (input.bundle) {
+    const t = input.bundle.readyTimeoutMs;
+    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > MAX_READY_TIMEOUT_MS) {
+      throw invalidArgument(`--ready-timeout ${String(t / 1000)}: want seconds above 0, at most ${MAX_READY_TIMEOUT_MS / 1000}`);
+    }
+    out.bundle = { ...input.bundle };
+  }
+  return out;
 }
 
 export function settingsToLabels(s: PluginSettings): Record<string, string> {
@@ -76,7 +111,35 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
   if (s.restart !== 'no') labels[LABEL.restart] = s.restart;
   // Kept so that a restart policy, or a plugind started with another default, runs it on the same runtime.
   if (s.runtimeBinary) labels[LABEL.runtimeBinary] = s.runtimeBinary;
+  // A restart policy, a restore and inspect know a Docker plugin from these alone.
+  if (s.bundle) {
+    labels[LABEL.bundleSocket] = s.bundle.socket;
+    labels[LABEL.bundleTypes] = s.bundle.types.join(',');
+    labels[LABEL.bundleReadyTimeout] = String(Math.round(s.bundle.readyTimeoutMs));
+    if (s.bundle.propagatedMount) labels[LABEL.bundlePropagatedMount] = s.bundle.propagatedMount;
+    if (s.bundle.privileges.length > 0) labels[LABEL.bundlePrivileges] = JSON.stringify(s.bundle.privileges);
+  }
   return labels;
+}
+
+function bundleFromLabels(labels: Record<string, string>): BundleSettings | undefined {
+  const socket = labels[LABEL.bundleSocket];
+  if (!socket) return undefined;
+  const timeout = Number(labels[LABEL.bundleReadyTimeout]);
+  let privileges: PluginPrivilege[] = [];
+  try {
+    const parsed: unknown = JSON.parse(labels[LABEL.bundlePrivileges] ?? '[]');
+    if (Array.isArray(parsed)) privileges = parsed as PluginPrivilege[];
+  } catch {
+    /* a label that does not parse shows no privileges */
+  }
+  return {
+    socket,
+    types: (labels[LABEL.bundleTypes] ?? '').split(',').filter(Boolean),
+    propagatedMount: labels[LABEL.bundlePropagatedMount] ?? '',
+    readyTimeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : DEFAULT_READY_TIMEOUT_MS,
+    privileges,
+  };
 }
 
 /** Reads settings back; a label that does not parse falls back to the default. */
@@ -87,7 +150,9 @@ export function settingsFromLabels(labels: Record<string, string>): PluginSettin
   };
   const mode = labels[LABEL.logMode] === 'non-blocking' ? 'non-blocking' : 'blocking';
   const restart = labels[LABEL.restart] ?? 'no';
+  const bundle = bundleFromLabels(labels);
   return {
+    ...(bundle ? { bundle } : {}),
     autoRemove: labels[LABEL.autoRemove] === '1',
     restart: parseRestartPolicy(restart) ? restart : 'no',
     runtimeBinary: labels[LABEL.runtimeBinary] ?? '',

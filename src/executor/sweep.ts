@@ -1,8 +1,10 @@
-// What a plugind that died mid-create leaves behind: FIFO sets and log dirs
-// nobody uses, and tasks containerd creates after their caller is gone.
+// What a plugind that died mid-create leaves behind: FIFO sets, log dirs and
+// Docker plugins' runtime and propagated dirs nobody uses, and tasks
+// containerd creates after their caller is gone.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Process } from '../containerd/index.js';
+import { bundleDirIds, removeBundleDirs } from './bundle-dirs.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
 import { isNotFound } from '../common/errors.js';
 import { idOfSet } from './fifo.js';
@@ -53,5 +55,13 @@ export async function removeStrayLogs(ctx: ExecutorContext, containers: Set<stri
   for (const id of names) {
     if (containers.has(id) || ctx.plugins.has(id) || ctx.queue.has(id) || !ctx.owns(id)) continue;
     await rm(logDir(ctx, id), { recursive: true, force: true });
+  }
+}
+
+/** Runtime and propagated dirs of ids with no container (unmounted first): left by a plugind that died mid-create or mid-rm. */
+export async function removeStrayBundleDirs(ctx: ExecutorContext, containers: Set<string>): Promise<void> {
+  for (const id of await bundleDirIds(ctx)) {
+    if (containers.has(id) || ctx.plugins.has(id) || ctx.queue.has(id) || !ctx.owns(id)) continue;
+    await removeBundleDirs(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'stray plugin dirs not removed'));
   }
 }

@@ -26,7 +26,7 @@ export function parseSignal(signal: number | string): number {
  * Checks what containerd would reject late, or not at all, before anything
  * is created; returns the spec packed for containerd (serialized once).
  */
-export async function validateSpec(spec: unknown): Promise<Any> {
+export async function validateSpec(spec: unknown, options: { rootfsMounts?: boolean } = {}): Promise<Any> {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw invalidArgument('spec is not a JSON object');
   const s = spec as Partial<OciSpec>;
   // Checked before anything serializes it: deep nesting overflows the stack there.
@@ -45,6 +45,11 @@ export async function validateSpec(spec: unknown): Promise<Any> {
   if (s.process?.terminal) throw invalidArgument('spec.process.terminal is not supported: plugins have no terminal');
   if (typeof s.hostname === 'string' && Buffer.byteLength(s.hostname) > 64) throw invalidArgument(`spec.hostname is ${Buffer.byteLength(s.hostname)} bytes; Linux allows 64`);
   const root = s.root?.path;
+  // A rootfs given as mounts (a snapshot) is mounted by the shim at the relative root.
+  if (options.rootfsMounts) {
+    if (typeof root !== 'string' || root === '' || root.startsWith('/')) throw invalidArgument('spec.root.path must be relative when the rootfs is given as mounts');
+    return packed;
+  }
   if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('spec.root.path must be an absolute path to the plugin rootfs');
   let st;
   try {
