@@ -2,6 +2,7 @@
 // through its shim. plugind only uses init processes (no exec).
 import type { Any } from './any.js';
 import type { CallOptions, Connection } from './connection.js';
+import type { Mount } from './snapshots.js';
 import { toDate, type Timestamp } from './wire.js';
 
 const SERVICE = 'containerd.services.tasks.v1.Tasks';
@@ -23,6 +24,8 @@ export interface Process {
 
 export interface NewTask {
   containerId: string;
+  /** The rootfs as mounts (a snapshot's); none when the spec's root.path is a directory. */
+  rootfs?: Mount[];
   stdout?: string;
   stderr?: string;
   /** Replaces the container's runtime options when set. */
