@@ -205,3 +205,23 @@ export async function pushPlugin(
   const digest = await pushManifest(reg, repo, tag, mediaType, manifest);
   return { repo, tag, manifest, digest, config, configDigest, layers };
 }
+
+/**
+ * A stand-in for a registry that serves corrupt data, which docker-registry
+ * itself cannot be made to do (it verifies every push): answers GETs of the
+ * given paths with fixed headers and bodies, 404 otherwise.
+ */
+export async function serveFixed(routes: Record<string, { headers?: Record<string, string>; body: Buffer }>): Promise<{ domain: string; stop(): Promise<void> }> {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    const r = routes[req.url ?? ''];
+    if (!r) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'NOT_FOUND', message: 'stand-in has no such path' }] }));
+      return;
+    }
+    res.writeHead(200, { 'content-length': String(r.body.length), ...r.headers }).end(r.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { domain: `127.0.0.1:${port}`, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
