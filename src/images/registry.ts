@@ -210,7 +210,8 @@ export class RegistryClient {
   #unreachable(err: NodeJS.ErrnoException, url: URL, who: string): ImageError {
     const cause = `${err.message}${err.code && !err.message.includes(err.code) ? ` (${err.code})` : ''}`;
     if (url.protocol === 'https:' && notTls(err)) {
-      return new ImageError(ErrorCode.InvalidArgument, `${this.ref.input}: ${who} does not speak TLS (${cause}); if it serves plain HTTP, pull with --insecure-registry`, { cause: err });
+      // OpenSSL's words run over lines of its own internals: the gist only.
+      return new ImageError(ErrorCode.InvalidArgument, `${this.ref.input}: ${who} does not speak TLS (handshake: ${err.code ?? 'EPROTO'}, wrong version number); if it serves plain HTTP, pull with --insecure-registry`, { cause: err });
     }
     if (err.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code)) {
       return new ImageError(ErrorCode.FailedPrecondition, `${this.ref.input}: ${who}: TLS certificate not trusted (${err.code})`, { cause: err });

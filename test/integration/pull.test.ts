@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isNotFound } from '../../src/common/errors.js';
 import { chainIds } from '../../src/images/index.js';
-import { cli as runCli, spawnCli, type CliResult } from '../helpers/cli.js';
+import { execFileSync } from 'node:child_process';
+import { CLI, cli as runCli, spawnCli, type CliResult } from '../helpers/cli.js';
 import { freePort, startServed, type ServedRig } from '../helpers/serve.js';
 import {
   filesDir,
@@ -139,6 +140,19 @@ test('pull of a Docker plugin image: blobs in containerd content store, layers c
   const table = ok(cli(['images'])).stdout.split('\n');
   assert.match(table[0] as string, /^REF\s+DIGEST\s+SIZE\s+CREATED\s+PLUGINS$/);
   assert.ok(table.some((l) => l.startsWith(ref) && l.includes(img.digest.slice(0, 19))), table.join('\n'));
+});
+
+test('on a terminal the progress is one stderr line rewritten in place', async () => {
+  const img = await pushed('plugins/tty', '1');
+  const ref = `${reg.domain}/plugins/tty:1`;
+  // util-linux's script gives the command a pseudo-terminal; what it printed comes back on stdout.
+  const argv = [process.execPath, '--import', import.meta.resolve('tsx'), CLI, 'pull', '--address', rig.s.address, ref].map((a) => `'${a}'`).join(' ');
+  const screen = execFileSync('script', ['-qec', argv, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+  assert.match(screen, /\r\x1b\[Klayer [0-9a-f]{12}: downloading \d+ B \/ \d+ B/);
+  assert.match(screen, /\r\x1b\[Klayer [0-9a-f]{12}: unpacked/);
+  // The line is cleared before the result, which stands alone on its line.
+  assert.ok(screen.includes(`\r\x1b[K${ref} ${img.digest}\r\n`), JSON.stringify(screen.slice(-300)));
+  assert.ok(!/\n(manifest|config|layer) /.test(screen), 'no plain per-blob lines on a terminal');
 });
 
 test('a second tag of the same image and a pull again fetch no blob; two images share blobs and committed layers', async () => {
