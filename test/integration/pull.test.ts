@@ -5,12 +5,12 @@
 // its disk. Bad pulls must leave nothing: no record, no blob, no snapshot,
 // no lease.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isNotFound } from '../../src/common/errors.js';
 import { chainIds } from '../../src/images/index.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { CLI, cli as runCli, spawnCli, type CliResult } from '../helpers/cli.js';
 import { freePort, startServed, type ServedRig } from '../helpers/serve.js';
 import {
@@ -33,7 +33,7 @@ let rig: ServedRig;
 let reg: Registry;
 let authReg: Registry;
 const SNAPSHOTTER = 'overlayfs';
-const AUTH = { username: 'puller', password: 'pull-me-9' };
+const AUTH = { username: 'ci', password: 'pull-me-9' };
 
 before(async () => {
   rig = await startServed('pull');
@@ -241,7 +241,7 @@ test('credentials: 401 without them names the flags, wrong ones name the user, -
   const ref = `${authReg.domain}/plugins/private:1`;
   fails(cli(['pull', ref]), /plugind: .*private:1: registry 127\.0\.0\.1:\d+ asks for credentials \(401.*\): pull with --username USER --password-stdin/);
   await nothingOf(ref, [img.digest, img.configDigest]);
-  fails(cli(['pull', ref, '--username', AUTH.username, '--password-stdin'], 'wrong\n'), /refused the credentials of user puller \(401/);
+  fails(cli(['pull', ref, '--username', AUTH.username, '--password-stdin'], 'wrong\n'), /refused the credentials of user ci \(401/);
   fails(cli(['pull', ref, '--password-stdin'], 'x\n'), /--password-stdin needs --username/);
   fails(cli(['pull', ref, '--username', AUTH.username]), /--username needs --password-stdin/);
   const r = ok(cli(['pull', ref, '--username', AUTH.username, '--password-stdin'], `${AUTH.password}\n`));
@@ -316,4 +316,31 @@ test('a manifest or a layer whose digest does not match (a stand-in registry ser
   } finally {
     await standIn.stop();
   }
+});
+
+test("the README's Plugin images block runs as written, against this test's registries", async () => {
+  const REPO = join(import.meta.dirname, '../..');
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const from = readme.indexOf('\n## Plugin images\n');
+  assert.ok(from >= 0, 'README has ## Plugin images');
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(from))?.[1];
+  assert.ok(block, 'it has an sh block');
+  // Its registries are ours: 5000 the open one, 5001 the one with a password.
+  const img = await pushed('plugins/sshfs', '1');
+  const authz = await pushed('team/authz', '2', { registry: authReg });
+  const script = join(rig.h.dir, 'plugin-images.sh');
+  writeFileSync(script, `set -e\nshopt -s expand_aliases\n${block.replaceAll('127.0.0.1:5000', reg.domain).replaceAll('127.0.0.1:5001', authReg.domain)}`);
+  const r = spawnSync('bash', [script], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, PLUGIND_ADDRESS: rig.s.address, REGISTRY_PASSWORD: AUTH.password },
+  });
+  assert.equal(r.status, 0, `block failed:\n${r.stdout}\n${r.stderr}`);
+  const lines = r.stdout.split('\n');
+  assert.ok(lines.includes(`${reg.domain}/plugins/sshfs:1 ${img.digest}`), r.stdout);
+  assert.ok(lines.includes(`${authReg.domain}/team/authz:2 ${authz.digest}`), r.stdout);
+  assert.ok(lines.some((l) => /^REF\s+DIGEST\s+SIZE\s+CREATED\s+PLUGINS$/.test(l)), r.stdout);
+  assert.ok(lines.some((l) => l.startsWith('[') && (JSON.parse(l) as Array<{ name: string }>).some((i) => i.name === `${reg.domain}/plugins/sshfs:1`)), r.stdout);
+  await assert.rejects(rig.containerd.images.get(`${reg.domain}/plugins/sshfs:1`), isNotFound, 'rmi removed it');
 });
