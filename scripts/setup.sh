@@ -3,15 +3,16 @@
 # containerd, runc, crun (for --runtime-binary crun), a static busybox for
 # test plugins, tini (its static build is what `run --init` puts in front of
 # a plugin), prometheus (promtool,
-# a real scraper) and systemd (systemd-analyze, to check deploy/systemd)
-# from Debian, golang-go to build the FIFO keeper (a static binary,
+# a real scraper), systemd (systemd-analyze, to check deploy/systemd),
+# docker-registry (the registry pull tests push plugin images to) and
+# apache2-utils (htpasswd, for its bcrypt password file) from Debian, golang-go to build the FIFO keeper (a static binary,
 # build/plugind-fifo-keeper), and the npm dependencies. Idempotent: it
 # installs only what is missing and rebuilds only what is out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in containerd runc crun busybox-static prometheus systemd tini golang-go; do
+for pkg in containerd runc crun busybox-static prometheus systemd tini golang-go docker-registry apache2-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -75,6 +75,41 @@ export interface RunOptions {
   readyTimeoutSeconds?: number;
 }
 
+/** A plugin image in plugind's store. */
+export interface Image {
+  name: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  createdAt: Date | undefined;
+  /** Plugins that run from it. */
+  plugins: string[];
+}
+
+/** One message of a pull: progress on a blob, or (last) the image. */
+export interface PullEvent {
+  digest: string;
+  kind: string;
+  status: string;
+  done: number;
+  total: number;
+  image?: Image;
+}
+
+export interface PullOptions {
+  insecureRegistry?: boolean;
+  username?: string;
+  password?: string;
+}
+
+interface WireImage extends Omit<Image, 'createdAt'> {
+  createdAt: Timestamp | null;
+}
+
+function image(i: WireImage): Image {
+  return { name: i.name, digest: i.digest, mediaType: i.mediaType, size: i.size, createdAt: date(i.createdAt), plugins: i.plugins };
+}
+
 function date(t: Timestamp | null | undefined): Date | undefined {
   const ms = timestampMs(t);
   return ms === undefined ? undefined : new Date(Math.floor(ms));
@@ -296,6 +331,32 @@ export class PluginsClient {
       },
       (m: { subscribed: boolean }) => m.subscribed,
     );
+  }
+
+  /** The pull's progress, the image last (see PullEvent); close() cancels it. */
+  pull(ref: string, options: PullOptions = {}): ServerStream<PullEvent> {
+    const req = { ref, insecureRegistry: options.insecureRegistry ?? false, username: options.username ?? '', password: options.password ?? '' };
+    return this.#stream('Pull', req, (m: Omit<PullEvent, 'image'> & { image: WireImage | null }) => {
+      const e: PullEvent = { digest: m.digest, kind: m.kind, status: m.status, done: m.done, total: m.total };
+      if (m.image) e.image = image(m.image);
+      return e;
+    });
+  }
+
+  /** Pulls and resolves to the image, ignoring progress. */
+  async pullImage(ref: string, options: PullOptions = {}): Promise<Image> {
+    let last: Image | undefined;
+    for await (const e of this.pull(ref, options)) if (e.image) last = e.image;
+    if (!last) throw new CodedError(ErrorCode.Unknown, `pull ${ref}: the stream ended without the image`);
+    return last;
+  }
+
+  async images(): Promise<Image[]> {
+    return (await this.#unary<{ images: WireImage[] }>('Images', {})).images.map(image);
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    await this.#unary('RemoveImage', { ref });
   }
 
   /** Test hook (plugind with PLUGIND_TEST_HOOKS=1): kills a shard's worker thread. */

@@ -22,6 +22,7 @@ import {
   type PluginSettingsInput,
   type StreamName,
 } from '../executor/index.js';
+import type { ImageStore, ImageSummary, PullProgress } from '../images/index.js';
 import {
   DEFAULT_INIT_PATH,
   debugService,
@@ -53,6 +54,8 @@ export interface ApiServerOptions {
   ready: Promise<void>;
   /** What plugins get when their run request does not say (`serve --init`). */
   runDefaults?: RunDefaults;
+  /** Plugin images (Pull, Images, RemoveImage); without it those calls are UNAVAILABLE. */
+  images?: ImageStore;
   /** Serve the Debug service (tests). */
   testHooks?: boolean;
   /** Mutual TLS (TCP only): clients must present a cert signed by the CA. */
@@ -95,6 +98,17 @@ function exitMessage(e: PluginExit): Record<string, unknown> {
   const m: Record<string, unknown> = { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
   if (e.eventTimestampMs !== undefined) m.eventTimestamp = toTimestamp(e.eventTimestampMs);
   return m;
+}
+
+function imageMessage(i: ImageSummary): Record<string, unknown> {
+  return { name: i.name, digest: i.digest, mediaType: i.mediaType, size: i.size, createdAt: ts(i.createdAt), plugins: i.plugins };
+}
+
+interface PullRequest {
+  ref: string;
+  insecureRegistry: boolean;
+  username: string;
+  password: string;
 }
 
 const invalid = (message: string): CodedError => new CodedError(ErrorCode.InvalidArgument, message);
@@ -274,6 +288,14 @@ export class ApiServer {
       Logs: (call: grpc.ServerWritableStream<{ id: string; stream: string; tail?: number; follow: boolean }, unknown>) => {
         void this.#logs(call);
       },
+      Pull: (call: grpc.ServerWritableStream<PullRequest, unknown>) => {
+        void this.#pull(call);
+      },
+      Images: this.#unary(async () => ({ images: (await this.#images().list()).map(imageMessage) })),
+      RemoveImage: this.#unary(async (req: { ref: string }) => {
+        await this.#images().remove(req.ref);
+        return {};
+      }),
       Events: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         const onExit = (e: PluginExit): void => {
           call.write(exitMessage(e));
@@ -291,6 +313,40 @@ export class ApiServer {
         call.on('error', done);
       },
     };
+  }
+
+  #images(): ImageStore {
+    if (!this.#o.images) throw new CodedError(ErrorCode.Unavailable, 'this plugind keeps no images');
+    return this.#o.images;
+  }
+
+  /** A pull's progress as it goes, the image last; a client that goes away cancels it. */
+  async #pull(call: grpc.ServerWritableStream<PullRequest, unknown>): Promise<void> {
+    const req = call.request;
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    this.#streams.add(call);
+    try {
+      await this.#o.ready;
+      if (Boolean(req.username) !== Boolean(req.password)) throw invalid(`pull ${req.ref}: give both a username and a password, or neither`);
+      const onProgress = (p: PullProgress): void => {
+        if (!abort.signal.aborted && !call.writableEnded) call.write(p);
+      };
+      const image = await this.#images().pull(req.ref, {
+        insecure: req.insecureRegistry,
+        onProgress,
+        signal: abort.signal,
+        ...(req.username ? { credentials: { username: req.username, password: req.password } } : {}),
+      });
+      if (!call.writableEnded) {
+        call.write({ image: imageMessage(image) });
+        call.end();
+      }
+    } catch (err) {
+      endStream(call, toGrpcStatus(err));
+    } finally {
+      this.#streams.delete(call);
+    }
   }
 
   async #logs(call: grpc.ServerWritableStream<{ id: string; stream: string; tail?: number; follow: boolean }, unknown>): Promise<void> {

@@ -4,10 +4,11 @@
 import { availableParallelism } from 'node:os';
 import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { CodedError, ContainerdSupervisor, ErrorCode, silentLogger, type Logger } from '../containerd/index.js';
+import { CodedError, ContainerdSupervisor, ErrorCode, connect, silentLogger, type ContainerdClient, type Logger } from '../containerd/index.js';
 import { apiSocketPath, pidFilePath, pluginsDir } from '../common/paths.js';
 import { Coordinator } from '../coordinator/index.js';
 import { resolveRuntimeBinary } from '../executor/index.js';
+import { ImageStore } from '../images/index.js';
 import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../keeper/index.js';
 import { MetricsServer } from './http.js';
 import { ApiServer, checkApiAddress, validateApiAddress } from './server.js';
@@ -52,6 +53,8 @@ export class Service {
   #coordinator: Coordinator | undefined;
   #api: ApiServer | undefined;
   #metrics: MetricsServer | undefined;
+  /** The main thread's own containerd connection, for images. */
+  #images: ContainerdClient | undefined;
   #metricsAddress: { host: string; port: number } | undefined;
   #stopped = false;
   #locked = false;
@@ -173,8 +176,11 @@ export class Service {
       failReady = rej;
     });
     ready.catch(() => {});
+    // Pulls stream blobs: on the main thread's connection, not a shard's.
+    this.#images = connect({ address, namespace });
     this.#api = new ApiServer({
       coordinator: co,
+      images: new ImageStore({ client: this.#images }),
       address: this.apiAddress,
       namespace,
       ready,
@@ -203,6 +209,7 @@ export class Service {
     const ready = this.#coordinator?.ready ?? false;
     clearInterval(this.#keeperCheck);
     await this.#api?.close();
+    this.#images?.close();
     await this.#coordinator?.close({ stopPlugins: this.#o.stopPluginsOnExit ?? false });
     // The keeper outlives plugind for plugins that outlive it; none do here,
     // nor after a start that failed with a keeper of its own making.

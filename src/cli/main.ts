@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { PluginsClient, type Plugin } from '../api/client.js';
+import { PluginsClient, type Image, type Plugin } from '../api/client.js';
 import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY, type TlsFiles } from '../api/wire.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
+import { PullProgressLine, humanSize } from './pull-progress.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -123,6 +124,17 @@ the host (PropagatedMount). plugind grants them without asking, unlike \`docker 
 its API is root-equivalent already. \`plugind inspect ID\` lists what a plugin was given
 ("privileges"). Network.Type bridge, none and null get a network namespace of their own with
 loopback only.`;
+
+function imageJson(i: Image): Record<string, unknown> {
+  return { name: i.name, digest: i.digest, mediaType: i.mediaType, size: i.size, createdAt: i.createdAt?.toISOString() ?? null, plugins: i.plugins };
+}
+
+/** All of stdin, less the line end a `echo`ed password brings. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -378,6 +390,69 @@ program
       const at = e.exitedAt?.toISOString() ?? null;
       out(o.json ? JSON.stringify({ id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: at }) + '\n' : `${at} ${e.id} exited ${e.exitStatus} (pid ${e.pid})\n`);
     }
+  });
+
+program
+  .command('pull <ref>')
+  .description("fetch a plugin image ([HOST[:PORT]/]NAME[:TAG][@DIGEST]) from its registry into plugind's store")
+  .addHelpText(
+    'after',
+    '\nRegistries are reached over HTTPS, or plain HTTP when on loopback (127.0.0.1, localhost, ::1)\n' +
+      'or with --insecure-registry. A reference without a registry host means docker.io. Prints\n' +
+      'NAME DIGEST once the image is stored; progress goes to stderr.',
+  )
+  .option('--insecure-registry', 'plain HTTP to a registry that is not on loopback')
+  .option('--username <user>', 'registry user (the password from --password-stdin)')
+  .option('--password-stdin', "read the registry user's password from stdin")
+  .addOption(addressOption())
+  .action(async (ref: string, o: { insecureRegistry?: boolean; username?: string; passwordStdin?: boolean; address: string }) => {
+    if (o.passwordStdin && !o.username) throw new InvalidArgumentError('--password-stdin needs --username');
+    if (o.username && !o.passwordStdin) throw new InvalidArgumentError('--username needs --password-stdin (the password is read from stdin)');
+    const password = o.passwordStdin ? await readStdin() : '';
+    if (o.passwordStdin && password === '') throw new InvalidArgumentError('--password-stdin: stdin was empty');
+    await withClient(o, async (c) => {
+      const line = new PullProgressLine(process.stderr);
+      const stream = c.pull(ref, { insecureRegistry: Boolean(o.insecureRegistry), ...(o.username ? { username: o.username, password } : {}) });
+      process.once('SIGINT', () => stream.close());
+      try {
+        for await (const e of stream) {
+          line.show(e);
+          if (e.image) {
+            line.done();
+            out(`${e.image.name} ${e.image.digest}\n`);
+          }
+        }
+      } finally {
+        line.done();
+      }
+    });
+  });
+
+program
+  .command('images')
+  .description('list plugin images, with the plugins that run from each')
+  .option('--json', 'print a JSON array')
+  .addOption(addressOption())
+  .action(async (o: { json?: boolean; address: string }) => {
+    await withClient(o, async (c) => {
+      const images = await c.images();
+      if (o.json) return void out(JSON.stringify(images.map(imageJson)) + '\n');
+      const rows = [['REF', 'DIGEST', 'SIZE', 'CREATED', 'PLUGINS']];
+      for (const i of images) {
+        rows.push([i.name, i.digest.replace(/^(sha256:.{12}).*$/, '$1'), humanSize(i.size), i.createdAt?.toISOString() ?? '-', i.plugins.join(',') || '-']);
+      }
+      out(table(rows));
+    });
+  });
+
+program
+  .command('rmi <ref>')
+  .description('remove a plugin image (refused while a plugin uses it); its blobs and layers go unless another image shares them')
+  .addOption(addressOption())
+  .action(async (ref: string, o: { address: string }) => {
+    await withClient(o, async (c) => {
+      await c.removeImage(ref);
+    });
   });
 
 for (const cmd of program.commands) if (cmd.name() !== 'serve') addTlsOptions(cmd);

@@ -2,7 +2,12 @@
 // connection with a sub-client per resource, as containerd's Go client does.
 import { Connection, type CallOptions, type ConnectionOptions } from './connection.js';
 import { Containers } from './containers.js';
+import { Content } from './content.js';
+import { Diff } from './diff.js';
 import { Events } from './events.js';
+import { Images } from './images.js';
+import { Leases } from './leases.js';
+import { Snapshots } from './snapshots.js';
 import { Tasks } from './tasks.js';
 
 const HEALTH = 'grpc.health.v1.Health';
@@ -14,6 +19,11 @@ export class ContainerdClient {
   readonly containers: Containers;
   readonly tasks: Tasks;
   readonly events: Events;
+  readonly content: Content;
+  readonly images: Images;
+  readonly snapshots: Snapshots;
+  readonly diff: Diff;
+  readonly leases: Leases;
   readonly #conn: Connection;
 
   constructor(options: ConnectionOptions) {
@@ -21,6 +31,11 @@ export class ContainerdClient {
     this.containers = new Containers(this.#conn);
     this.tasks = new Tasks(this.#conn);
     this.events = new Events(this.#conn);
+    this.content = new Content(this.#conn);
+    this.images = new Images(this.#conn);
+    this.snapshots = new Snapshots(this.#conn);
+    this.diff = new Diff(this.#conn);
+    this.leases = new Leases(this.#conn);
   }
 
   get address(): string {

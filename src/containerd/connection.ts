@@ -18,9 +18,12 @@ export interface CallOptions {
   /** Overrides the connection's deadline for this call; Infinity for none. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** A lease id: what the call writes or prepares is kept from GC while the lease lives. */
+  lease?: string;
 }
 
 const NAMESPACE_HEADER = 'containerd-namespace';
+const LEASE_HEADER = 'containerd-lease';
 // Namespace rule of containerd's identifiers package.
 const NAMESPACE_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
@@ -76,9 +79,10 @@ export class Connection {
 
   // waitForReady: a call made while containerd restarts waits for it (within
   // its deadline) instead of failing at once with UNAVAILABLE.
-  #metadata(): grpc.Metadata {
-    const md = new grpc.Metadata({ waitForReady: true });
+  #metadata(lease: string | undefined, waitForReady = true): grpc.Metadata {
+    const md = new grpc.Metadata({ waitForReady });
     md.set(NAMESPACE_HEADER, this.namespace);
+    if (lease) md.set(LEASE_HEADER, lease);
     return md;
   }
 
@@ -103,7 +107,7 @@ export class Connection {
         (value: object) => codec.request.encode(value),
         (bytes: Buffer) => codec.response.decode(bytes),
         request,
-        this.#metadata(),
+        this.#metadata(options.lease),
         callOptions,
         (err, value) => {
           signal?.removeEventListener('abort', onAbort);
@@ -116,20 +120,40 @@ export class Connection {
     });
   }
 
-  /** A server-streaming call, without deadline: it lives until cancelled. */
-  serverStream(service: string, method: string, request: object, what: string): grpc.ClientReadableStream<Record<string, unknown>> {
+  /**
+   * A server-streaming call, without deadline unless given: it lives until
+   * cancelled. Without waitForReady (the default): a subscriber wants to
+   * know at once that containerd is away, so that it can reconcile after
+   * resubscribing.
+   */
+  serverStream(
+    service: string,
+    method: string,
+    request: object,
+    what: string,
+    options: { lease?: string; waitForReady?: boolean; timeoutMs?: number } = {},
+  ): grpc.ClientReadableStream<Record<string, unknown>> {
     this.#checkOpen(what);
     const codec = this.#method(service, method);
-    // No waitForReady here: a subscriber wants to know at once that containerd
-    // is away, so that it can reconcile after resubscribing.
-    const md = new grpc.Metadata();
-    md.set(NAMESPACE_HEADER, this.namespace);
     return this.#client.makeServerStreamRequest(
       codec.path,
       (value: object) => codec.request.encode(value),
       (bytes: Buffer) => codec.response.decode(bytes),
       request,
-      md,
+      this.#metadata(options.lease, options.waitForReady ?? false),
+      options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs },
+    );
+  }
+
+  /** A bidirectional stream (content writes); it waits for a restarting containerd like a unary call. */
+  duplexStream(service: string, method: string, what: string, options: { lease?: string } = {}): grpc.ClientDuplexStream<object, Record<string, unknown>> {
+    this.#checkOpen(what);
+    const codec = this.#method(service, method);
+    return this.#client.makeBidiStreamRequest(
+      codec.path,
+      (value: object) => codec.request.encode(value),
+      (bytes: Buffer) => codec.response.decode(bytes),
+      this.#metadata(options.lease),
       {},
     );
   }

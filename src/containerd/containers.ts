@@ -9,6 +9,10 @@ const SERVICE = 'containerd.services.containers.v1.Containers';
 export interface Container {
   id: string;
   labels: Record<string, string>;
+  /** The image it runs from, its rootfs snapshot: empty for a directory rootfs. */
+  image: string;
+  snapshotter: string;
+  snapshotKey: string;
   runtime: { name: string; options?: Any };
   spec?: Any;
   createdAt?: Date;
@@ -18,6 +22,10 @@ export interface Container {
 export interface NewContainer {
   id: string;
   labels?: Record<string, string>;
+  /** Set as containerd's Go client does for a container from an image: GC keeps the snapshot while the record exists. */
+  image?: string;
+  snapshotter?: string;
+  snapshotKey?: string;
   runtime: { name: string; options?: Any };
   spec: Any;
 }
@@ -25,6 +33,9 @@ export interface NewContainer {
 interface WireContainer {
   id: string;
   labels: Record<string, string>;
+  image: string;
+  snapshotter: string;
+  snapshotKey: string;
   runtime: { name: string; options: Any | null } | null;
   spec: Any | null;
   createdAt: Timestamp | null;
@@ -32,7 +43,7 @@ interface WireContainer {
 }
 
 function fromWire(c: WireContainer): Container {
-  const out: Container = { id: c.id, labels: c.labels, runtime: { name: c.runtime?.name ?? '' } };
+  const out: Container = { id: c.id, labels: c.labels, image: c.image, snapshotter: c.snapshotter, snapshotKey: c.snapshotKey, runtime: { name: c.runtime?.name ?? '' } };
   if (c.runtime?.options) out.runtime.options = c.runtime.options;
   if (c.spec) out.spec = c.spec;
   const createdAt = toDate(c.createdAt);

@@ -3,7 +3,11 @@ export { connect, ContainerdClient, type ServingStatus } from './client.js';
 export type { CallOptions, ConnectionOptions } from './connection.js';
 export { normalizeAddress } from './connection.js';
 export type { Container, NewContainer } from './containers.js';
-export type { Process, NewTask, ExitInfo, Mount, TaskStatus } from './tasks.js';
+export type { Process, NewTask, ExitInfo, TaskStatus } from './tasks.js';
+export type { ContentInfo, ContentWriter, WriteOptions } from './content.js';
+export type { Descriptor, ImageRecord } from './images.js';
+export type { Mount, SnapshotInfo, SnapshotKind } from './snapshots.js';
+export type { Lease } from './leases.js';
 export {
   EventSubscription,
   taskEventFilters,

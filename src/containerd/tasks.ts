@@ -2,6 +2,7 @@
 // through its shim. plugind only uses init processes (no exec).
 import type { Any } from './any.js';
 import type { CallOptions, Connection } from './connection.js';
+import type { Mount } from './snapshots.js';
 import { toDate, type Timestamp } from './wire.js';
 
 const SERVICE = 'containerd.services.tasks.v1.Tasks';
@@ -21,17 +22,9 @@ export interface Process {
   exitedAt?: Date;
 }
 
-/** A filesystem mount handed to a task (containerd.types.Mount): a rootfs from a snapshot. */
-export interface Mount {
-  type: string;
-  source: string;
-  target?: string;
-  options: string[];
-}
-
 export interface NewTask {
   containerId: string;
-  /** The rootfs as mounts, when the spec's root is relative (a snapshot); none for a rootfs directory. */
+  /** The rootfs as mounts (a snapshot's); none when the spec's root.path is a directory. */
   rootfs?: Mount[];
   stdout?: string;
   stderr?: string;

@@ -16,6 +16,8 @@ export interface CliOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** Written to the command's stdin (a --password-stdin password, say). */
+  input?: string;
 }
 
 export interface CliResult {
@@ -38,6 +40,7 @@ export function cli(args: string[], options: CliOptions = {}): CliResult {
   const spawnOptions: SpawnSyncOptions = { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000 };
   if (options.cwd) spawnOptions.cwd = options.cwd;
   if (options.env) spawnOptions.env = options.env;
+  if (options.input !== undefined) spawnOptions.input = options.input;
   const [cmd, argv] = command(args, options);
   const t0 = Date.now();
   const r = spawnSync(cmd, argv, spawnOptions);
