@@ -157,6 +157,10 @@ const handlers: Omit<Handlers, 'init'> = {
     ...(await executor.createFromBundleDir(req.id, req.bundle, req.settings, { replace: req.replace })),
     startedAtMs: nowMs(),
   }),
+  'create-image': async (req, { executor }) => ({
+    ...(await executor.createFromImage(req.id, req.image, req.settings, { replace: req.replace })),
+    startedAtMs: nowMs(),
+  }),
   recreate: (req, { executor }) => executor.recreate(req.id),
   status: (req, { executor }) => executor.status(req.id),
   list: (_req, { executor }) => executor.list(),

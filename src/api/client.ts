@@ -30,6 +30,8 @@ export interface Plugin {
   autoRemove: boolean;
   /** Absolute path of the OCI runtime its shim runs; empty: runc on the shim's PATH. */
   runtimeBinary: string;
+  /** The image it runs from (run --image), as pulled; '' for other plugins. */
+  image: string;
   /** A Docker plugin's (run from a bundle or an image); absent for other plugins. */
   bundle?: PluginBundleInfo;
 }
@@ -71,6 +73,8 @@ export interface RunOptions {
   runtimeBinary?: string;
   /** A Docker plugin bundle dir (absolute): config.json and rootfs/. args after it replace the config's Args. */
   bundle?: string;
+  /** A pulled plugin image's reference: a Docker plugin with a snapshot of it as its rootfs. */
+  image?: string;
   /** How long run waits for a bundle's socket; unset: 10 s. */
   readyTimeoutSeconds?: number;
 }
@@ -137,6 +141,7 @@ function plugin(p: WirePlugin): Plugin {
     restart: p.restart,
     autoRemove: p.autoRemove,
     runtimeBinary: p.runtimeBinary,
+    image: p.image ?? '',
   };
   if (p.socket) {
     out.bundle = {
@@ -268,7 +273,7 @@ export class PluginsClient {
     const bytes = options.specJson === undefined ? 0 : Buffer.byteLength(options.specJson);
     if (bytes > MAX_SPEC_BYTES) throw new CodedError(ErrorCode.InvalidArgument, `plugin ${id}: --spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
     // A Docker plugin's run lasts until its socket answers: the deadline allows for its ready timeout.
-    const wait = options.bundle ? Math.min((options.readyTimeoutSeconds ?? 10) * 1000, MAX_STOP_TIMEOUT_MS) : 0;
+    const wait = options.bundle || options.image ? Math.min((options.readyTimeoutSeconds ?? 10) * 1000, MAX_STOP_TIMEOUT_MS) : 0;
     return this.#unary('Run', { id, ...options }, this.#timeoutMs + (Number.isFinite(wait) && wait > 0 ? wait : 0));
   }
 

@@ -17,6 +17,7 @@ import {
   mergeEnv,
   withInit,
   type BundleDirRun,
+  type ImageRun,
   type OciSpec,
   type PluginExit,
   type PluginSettingsInput,
@@ -82,6 +83,7 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
     restart: p.settings.restart,
     autoRemove: p.settings.autoRemove,
     runtimeBinary: p.settings.runtimeBinary,
+    image: p.settings.image?.ref ?? '',
     ...(p.bundle
       ? {
           socket: p.bundle.socket,
@@ -126,13 +128,15 @@ interface RunRequest {
   init?: boolean;
   runtimeBinary: string;
   bundle: string;
+  image: string;
   readyTimeoutSeconds?: number;
 }
 
 /** What a run request asks for: a plugin from a spec (given or made from --rootfs), or a Docker plugin from its bundle. */
 export type RunPlan =
   | { kind: 'spec'; spec: OciSpec; settings: PluginSettingsInput }
-  | { kind: 'bundle'; bundle: BundleDirRun; settings: PluginSettingsInput };
+  | { kind: 'bundle'; bundle: BundleDirRun; settings: PluginSettingsInput }
+  | { kind: 'image'; image: ImageRun; settings: PluginSettingsInput };
 
 /** What `serve` decides for plugins whose run request does not say. */
 export interface RunDefaults {
@@ -152,20 +156,23 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
   let spec: OciSpec;
   if (req.specJson && req.rootfs) throw invalid(`${what}: give --rootfs or --spec, not both`);
   if (req.bundle && (req.specJson || req.rootfs)) throw invalid(`${what}: give --bundle alone, not with --${req.rootfs ? 'rootfs' : 'spec'}`);
+  if (req.image && (req.bundle || req.specJson || req.rootfs)) {
+    throw invalid(`${what}: give --image alone, not with --${req.bundle ? 'bundle' : req.rootfs ? 'rootfs' : 'spec'}`);
+  }
   for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: --env ${JSON.stringify(e)} is not K=V`);
-  if (req.readyTimeoutSeconds !== undefined && !req.bundle) throw invalid(`${what}: --ready-timeout is for Docker plugins (--bundle)`);
+  if (req.readyTimeoutSeconds !== undefined && !req.bundle && !req.image) throw invalid(`${what}: --ready-timeout is for Docker plugins (--bundle, --image)`);
   const settings = settingsFromRun(req);
-  if (req.bundle) {
-    if (!req.bundle.startsWith('/')) throw invalid(`${what}: --bundle ${req.bundle}: want an absolute path`);
+  if (req.bundle || req.image) {
+    if (req.bundle && !req.bundle.startsWith('/')) throw invalid(`${what}: --bundle ${req.bundle}: want an absolute path`);
     // A bundle's entrypoint is its own: an init in front would change what the plugin is.
-    if (req.init === true) throw invalid(`${what}: --init is not for Docker plugins (--bundle): the bundle's entrypoint runs as PID 1`);
+    if (req.init === true) throw invalid(`${what}: --init is not for Docker plugins (--bundle, --image): the plugin's entrypoint runs as PID 1`);
     const t = req.readyTimeoutSeconds;
     if (t !== undefined && (!Number.isFinite(t) || t <= 0 || t * 1000 > MAX_READY_TIMEOUT_MS)) {
       throw invalid(`${what}: --ready-timeout ${t}: want seconds above 0, at most ${MAX_READY_TIMEOUT_MS / 1000}`);
     }
-    const bundle: BundleDirRun = { dir: req.bundle, args: req.args, env: req.env };
-    if (t !== undefined) bundle.readyTimeoutMs = t * 1000;
-    return { kind: 'bundle', bundle, settings };
+    const readyTimeout = t !== undefined ? { readyTimeoutMs: t * 1000 } : {};
+    if (req.image) return { kind: 'image', image: { image: req.image, args: req.args, env: req.env, ...readyTimeout }, settings };
+    return { kind: 'bundle', bundle: { dir: req.bundle, args: req.args, env: req.env, ...readyTimeout }, settings };
   }
   if (req.specJson) {
     const bytes = Buffer.byteLength(req.specJson);
@@ -189,7 +196,7 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
     if (req.args.length === 0) throw invalid(`${what}: no command given (plugind run ID --rootfs DIR -- CMD ARG...)`);
     spec = defaultSpec({ rootfs: req.rootfs, args: req.args, env: req.env, namespace, id: req.id });
   } else {
-    throw invalid(`${what}: give --rootfs DIR -- CMD, --spec FILE or --bundle DIR`);
+    throw invalid(`${what}: give --rootfs DIR -- CMD, --spec FILE, --bundle DIR or --image REF`);
   }
   if (req.init ?? defaults.init) {
     if (!existsSync(defaults.initPath)) throw invalid(`${what}: --init: ${defaults.initPath} not found (Debian's tini package ships it)`);
@@ -267,7 +274,11 @@ export class ApiServer {
         const plan = specFromRun(req, this.#o.namespace, this.#o.runDefaults);
         const options = { replace: req.replace };
         const { pid, shard } =
-          plan.kind === 'bundle' ? await co.runBundle(req.id, plan.bundle, plan.settings, options) : await co.run(req.id, plan.spec, plan.settings, options);
+          plan.kind === 'bundle'
+            ? await co.runBundle(req.id, plan.bundle, plan.settings, options)
+            : plan.kind === 'image'
+              ? await co.runImage(req.id, plan.image, plan.settings, options)
+              : await co.run(req.id, plan.spec, plan.settings, options);
         return { id: req.id, pid, shard };
       }),
       Inspect: this.#unary(async (req: { id: string }) => pluginMessage(await co.inspect(req.id))),

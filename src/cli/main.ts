@@ -91,6 +91,7 @@ function pluginJson(p: Plugin): Record<string, unknown> {
   o.restart = p.restart;
   o.autoRemove = p.autoRemove;
   o.runtimeBinary = p.runtimeBinary;
+  if (p.image) o.image = p.image;
   // Docker plugins only: other plugins keep the shape they had.
   if (p.bundle) {
     o.socket = p.bundle.socket;
@@ -222,11 +223,12 @@ program
 
 program
   .command('run <id> [command...]')
-  .description('create and start a plugin: --rootfs DIR -- CMD ARG..., --spec FILE, or a Docker plugin: --bundle DIR [-- ARG...]')
+  .description('create and start a plugin: --rootfs DIR -- CMD ARG..., --spec FILE, or a Docker plugin: --bundle DIR | --image REF [-- ARG...]')
   .option('--rootfs <dir>', 'root filesystem directory')
   .option('--spec <file>', 'OCI runtime spec (JSON)')
   .option('--bundle <dir>', 'Docker plugin bundle: config.json and rootfs/ (see below)')
-  .option('--ready-timeout <seconds>', "with --bundle: how long to wait for the plugin's socket (default 10)", readySeconds)
+  .option('--image <ref>', 'Docker plugin image, pulled first (plugind pull REF): its rootfs a snapshot of the image')
+  .option('--ready-timeout <seconds>', "with --bundle or --image: how long to wait for the plugin's socket (default 10)", readySeconds)
   .option('--env <K=V>', 'environment variable (repeatable)', collect, [] as string[])
   .option('--rm', 'remove the plugin (container and logs) when it exits')
   .option('--replace', 'replace a stopped plugin of this id (its logs go too)')
@@ -243,6 +245,9 @@ program
   .action(async (id: string, command: string[], o: Record<string, unknown>) => {
     if (o.rootfs && o.spec) throw new InvalidArgumentError('give --rootfs or --spec, not both');
     if (o.bundle && (o.rootfs || o.spec)) throw new InvalidArgumentError(`plugin ${id}: give --bundle alone, not with --${o.rootfs ? 'rootfs' : 'spec'}`);
+    if (o.image && (o.bundle || o.rootfs || o.spec)) {
+      throw new InvalidArgumentError(`plugin ${id}: give --image alone, not with --${o.bundle ? 'bundle' : o.rootfs ? 'rootfs' : 'spec'}`);
+    }
     let specJson: string | undefined;
     if (o.spec) {
       try {
@@ -269,6 +274,7 @@ program
         ...(o.init !== undefined ? { init: Boolean(o.init) } : {}),
         ...(o.runtimeBinary ? { runtimeBinary: o.runtimeBinary as string } : {}),
         ...(o.bundle ? { bundle: resolve(o.bundle as string) } : {}),
+        ...(o.image ? { image: o.image as string } : {}),
         ...(o.readyTimeout !== undefined ? { readyTimeoutSeconds: o.readyTimeout as number } : {}),
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);

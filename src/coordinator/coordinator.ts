@@ -11,6 +11,7 @@ import { pluginPaths, pluginsDir } from '../common/paths.js';
 import {
   validateId,
   type BundleDirRun,
+  type ImageRun,
   type LogChunk,
   type OciSpec,
   type PluginExit,
@@ -271,6 +272,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Runs a Docker plugin from its bundle dir; resolves once its socket answers (see Executor.createBundle). */
   async runBundle(id: string, bundle: BundleDirRun, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
     return this.#run(id, settings, true, (shard) => shard.request({ kind: 'create-bundle', id, bundle, settings, replace: options.replace ?? false }));
+  }
+
+  /** Runs a Docker plugin from a pulled image; resolves once its socket answers (see Executor.createFromImage). */
+  async runImage(id: string, image: ImageRun, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
+    return this.#run(id, settings, true, (shard) => shard.request({ kind: 'create-image', id, image, settings, replace: options.replace ?? false }));
   }
 
   async #run(

@@ -6,7 +6,7 @@
 // coordinator has told the exit already and wants no reply.
 import type { MessagePort } from 'node:worker_threads';
 import type { ContainerdEvent } from '../containerd/index.js';
-import type { BundleDirRun, ErrorCode, LogChunk, OciSpec, PluginExit, PluginSettingsInput, PluginStatus, StreamName } from '../executor/index.js';
+import type { BundleDirRun, ErrorCode, ImageRun, LogChunk, OciSpec, PluginExit, PluginSettingsInput, PluginStatus, StreamName } from '../executor/index.js';
 
 /** What a worker is started with (piscina workerData). */
 export interface WorkerConfig {
@@ -33,6 +33,8 @@ export type PluginRequest =
   | { kind: 'create'; id: string; spec: OciSpec; settings: PluginSettingsInput; replace: boolean }
   /** A Docker plugin from its bundle dir: read, run, and its socket waited for on the shard. */
   | { kind: 'create-bundle'; id: string; bundle: BundleDirRun; settings: PluginSettingsInput; replace: boolean }
+  /** A Docker plugin from a pulled image: its snapshot prepared, run, and its socket waited for on the shard. */
+  | { kind: 'create-image'; id: string; image: ImageRun; settings: PluginSettingsInput; replace: boolean }
   | { kind: 'recreate'; id: string }
   | { kind: 'status'; id: string }
   | { kind: 'list' }
@@ -69,6 +71,7 @@ export interface ShardReplies {
   /** startedAtMs: when the task started (performance.timeOrigin + now()). */
   create: { pid: number; startedAtMs: number };
   'create-bundle': { pid: number; startedAtMs: number };
+  'create-image': { pid: number; startedAtMs: number };
   recreate: { pid: number };
   status: PluginStatus;
   list: PluginStatus[];

@@ -2,21 +2,36 @@
 // restore of a half-made plugin all need, whatever pieces are left.
 import { rm } from 'node:fs/promises';
 import { ignoreNotFound, isNotFound } from '../common/errors.js';
+import { removeImageRootfs } from '../images/rootfs.js';
 import { removeBundleDirs } from './bundle-dirs.js';
 import { SIGKILL, logDir, type ExecutorContext } from './context.js';
 import type { FifoSet } from './fifo.js';
 import type { PluginIO } from './stdio.js';
 
-/** Force-deletes task and container and removes FIFOs, logs and a Docker plugin's dirs (unmounted first); missing pieces are fine. */
-export async function removeEverything(ctx: ExecutorContext, id: string, io: PluginIO | undefined, fifos: FifoSet | undefined, keepLogs = false): Promise<void> {
+/**
+ * Force-deletes task and container and removes FIFOs, logs, a Docker plugin's
+ * dirs (unmounted first) and, given its snapshotter, the rootfs snapshot of a
+ * plugin run from an image; missing pieces are fine.
+ */
+export async function removeEverything(
+  ctx: ExecutorContext,
+  id: string,
+  io: PluginIO | undefined,
+  fifos: FifoSet | undefined,
+  keepLogs = false,
+  snapshotter?: string,
+): Promise<void> {
   const steps: Array<Promise<unknown>> = [];
   await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
   io?.destroy();
-  steps.push(ctx.client.containers.delete(id).catch(ignoreNotFound));
+  const containerGone = ctx.client.containers.delete(id).catch(ignoreNotFound);
+  steps.push(containerGone);
   if (fifos) steps.push(ctx.fifos.remove(fifos));
   if (!keepLogs) steps.push(rm(logDir(ctx, id), { recursive: true, force: true }));
   // After the task: nothing may hold the propagated mount any more.
   steps.push(removeBundleDirs(ctx, id));
+  // After the container: its record names the snapshot.
+  if (snapshotter) steps.push(containerGone.catch(() => {}).then(() => removeImageRootfs(ctx.client, snapshotter, id)));
   const results = await Promise.allSettled(steps);
   for (const r of results) if (r.status === 'rejected') ctx.log.warn({ plugin: id, err: r.reason as Error }, 'cleanup step failed');
 }

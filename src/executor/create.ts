@@ -3,6 +3,7 @@
 // of everything made when any step fails.
 import { rm } from 'node:fs/promises';
 import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Mount, type Process } from '../containerd/index.js';
+import { imageRootfsMounts } from '../images/rootfs.js';
 import { prepareBundleDirs } from './bundle-dirs.js';
 import { removeEverything } from './cleanup.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
@@ -32,9 +33,17 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
   if (known && !how.replace) {
     throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`, { plugin: id });
   }
-  const container = { id, labels: settingsToLabels(settings), runtime: ctx.runtime(settings.runtimeBinary), spec: packed };
+  const { image } = settings;
+  const container = {
+    id,
+    labels: settingsToLabels(settings),
+    runtime: ctx.runtime(settings.runtimeBinary),
+    spec: packed,
+    // As containerd's Go client sets them: GC keeps the snapshot, rmi sees the image in use.
+    ...(image ? { image: image.ref, snapshotter: image.snapshotter, snapshotKey: id } : {}),
+  };
   // A stopped record we know of is replaced without a failing create first.
-  if (known) await replaceStale(ctx, id, keepLogs);
+  if (known) await replaceStale(ctx, id, keepLogs, image !== undefined);
   // FIFOs and log files are readied while containerd creates the
   // container: they do not depend on each other.
   const prepare = async (): Promise<{ fifos: FifoSet; io: PluginIO }> => {
@@ -58,7 +67,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     p?.io.destroy();
     await Promise.all([p && dropFifos(ctx, p.fifos), stale ? undefined : rm(logDir(ctx, id), { recursive: true, force: true })]);
     if (!stale) throw forPlugin(id, err);
-    await replaceStale(ctx, id, keepLogs);
+    await replaceStale(ctx, id, keepLogs, image !== undefined);
     try {
       created = await ctx.client.containers.create(container);
     } catch (retryErr) {
@@ -73,11 +82,13 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     ({ fifos, io } = await prepared);
     // A Docker plugin's runtime dir (no stale socket) and propagated mount, before runc binds them.
     if (settings.bundle) await prepareBundleDirs(ctx, id, settings.bundle.propagatedMount !== '');
+    // A re-run or a policy restart of an image's plugin asks for its snapshot's mounts again.
+    const rootfs = how.rootfsMounts ?? (image ? await imageRootfsMounts(ctx.client, image.snapshotter, id) : undefined);
     const pid = await ctx.client.tasks.create({
       containerId: id,
       stdout: fifos.stdout,
       stderr: fifos.stderr,
-      ...(how.rootfsMounts ? { rootfs: how.rootfsMounts } : {}),
+      ...(rootfs ? { rootfs } : {}),
     });
     const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
     ctx.plugins.set(id, plugin);
@@ -91,13 +102,13 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
       io = p?.io;
       fifos = p?.fifos;
     }
-    await removeEverything(ctx, id, io, fifos);
+    await removeEverything(ctx, id, io, fifos, false, image?.snapshotter);
     throw forPlugin(id, err);
   }
 }
 
-/** The id is taken in containerd: replace it unless its task runs. */
-async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean): Promise<void> {
+/** The id is taken in containerd: replace it unless its task runs. With keepSnapshot the new run uses the id's snapshot. */
+async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean, keepSnapshot: boolean): Promise<void> {
   let task: Process | undefined;
   try {
     task = await ctx.client.tasks.get(id);
@@ -111,5 +122,5 @@ async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean)
   ctx.plugins.delete(id);
   ctx.log.info({ plugin: id, task: task?.status ?? 'none' }, 'replacing stale plugin record');
   const oldFifos = task ? ctx.fifos.setOf(task.stdout) : undefined;
-  await removeEverything(ctx, id, old?.io, oldFifos, keepLogs);
+  await removeEverything(ctx, id, old?.io, oldFifos, keepLogs, keepSnapshot ? undefined : old?.settings.image?.snapshotter);
 }

@@ -24,7 +24,8 @@ import {
 } from '../containerd/index.js';
 import { pluginPaths } from '../common/paths.js';
 import { join } from 'node:path';
-import { initSpec, loadBundle, pluginPrivileges, type PluginConfig } from './bundle.js';
+import { prepareImageRootfs, removeImageRootfs } from '../images/rootfs.js';
+import { initSpec, loadBundle, parsePluginConfig, pluginPrivileges, type PluginConfig } from './bundle.js';
 import { runtimeDir, propagatedDir } from './bundle-dirs.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
@@ -94,6 +95,9 @@ export interface BundleRun {
   /** Default DEFAULT_READY_TIMEOUT_MS. */
   readyTimeoutMs?: number;
 }
+
+/** What `run --image REF` gives: the image must be pulled already. */
+export type ImageRun = Omit<BundleRun, 'config' | 'rootfs'> & { image: string };
 
 /** What `run --bundle DIR` gives, before the bundle is read. */
 export type BundleDirRun = Omit<BundleRun, 'config' | 'rootfs'> & { dir: string };
@@ -252,13 +256,48 @@ export class Executor {
     return this.createBundle(id, { ...rest, config: loaded.config, rootfs: loaded.rootfs }, input, options);
   }
 
+  /**
+   * createBundle() from a pulled image: its plugin config, and a snapshot of
+   * its layers (key: the plugin id) as the rootfs. The snapshot goes with the
+   * plugin (rm, --rm, a failed create); a re-run or a policy restart gets its
+   * mounts again from the container record. Not pulled: NOT_FOUND naming
+   * `plugind pull REF`.
+   */
+  async createFromImage(id: string, run: ImageRun, input: PluginSettingsInput = {}, options: CreateOptions = {}): Promise<{ pid: number }> {
+    validateId(id);
+    const { image, ...rest } = run;
+    // Refused before the snapshot is touched: a running plugin of the id may be using it.
+    const known = this.#ctx.plugins.get(id);
+    if (known && known.state !== 'stopped') throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`, { plugin: id });
+    if (known && !options.replace) {
+      throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`, { plugin: id });
+    }
+    let rootfs;
+    try {
+      rootfs = await prepareImageRootfs(this.#ctx.client, image, id);
+    } catch (err) {
+      throw forPlugin(id, err);
+    }
+    const settings: PluginSettingsInput = { ...input, image: { ref: rootfs.image, snapshotter: rootfs.snapshotter } };
+    try {
+      const config = parsePluginConfig(rootfs.config, `image ${rootfs.image}: plugin config`);
+      return await this.createBundle(id, { ...rest, config, rootfs: rootfs.mounts }, settings, options);
+    } catch (err) {
+      // A plugin left listed (not ready in time, say) keeps its snapshot until rm.
+      if (this.#ctx.plugins.get(id)?.settings.image === undefined) {
+        await removeImageRootfs(this.#ctx.client, rootfs.snapshotter, id).catch((e: Error) => this.#log.warn({ plugin: id, err: e }, 'rootfs snapshot not removed'));
+      }
+      throw forPlugin(id, err);
+    }
+  }
+
   async #create(id: string, spec: OciSpec, input: PluginSettingsInput, how: CreateHow): Promise<{ pid: number }> {
     validateId(id);
     let settings: PluginSettings;
     let packed: Any;
     try {
       settings = normalizeSettings(input, this.#defaultBinary);
-      packed = await validateSpec(spec, { rootfsMounts: how.rootfsMounts !== undefined });
+      packed = await validateSpec(spec, { rootfsMounts: how.rootfsMounts !== undefined || settings.image !== undefined });
       if (input.runtimeBinary) settings.runtimeBinary = await resolveRuntimeBinary(input.runtimeBinary);
     } catch (err) {
       throw forPlugin(id, err);
@@ -389,7 +428,7 @@ export class Executor {
         throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`, { plugin: id });
       }
       this.#ctx.plugins.delete(id);
-      await removeEverything(this.#ctx, id, p.io, p.io?.fifos);
+      await removeEverything(this.#ctx, id, p.io, p.io?.fifos, false, p.settings.image?.snapshotter);
     });
   }
 

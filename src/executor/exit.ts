@@ -1,6 +1,7 @@
 // Exits, told once and then reaped: the exit recorded on the container, the
 // task deleted (a few at a time), output drained, FIFOs recycled or removed.
 import { rm } from 'node:fs/promises';
+import { removeImageRootfs } from '../images/rootfs.js';
 import { ignoreNotFound, isNotFound } from '../common/errors.js';
 import { cleanBundleAtExit, removeBundleDirs } from './bundle-dirs.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
@@ -91,6 +92,7 @@ export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undef
     await ctx.client.containers.delete(id).catch(ignoreNotFound);
     await rm(logDir(ctx, id), { recursive: true, force: true });
     if (p.settings.bundle) await removeBundleDirs(ctx, id);
+    if (p.settings.image) await removeImageRootfs(ctx.client, p.settings.image.snapshotter, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'rootfs snapshot not removed'));
     if (ctx.plugins.get(id) === p) ctx.plugins.delete(id);
   }
   p.reaped = true;

@@ -1,6 +1,6 @@
 // The executor layer's public surface.
 export { Executor } from './executor.js';
-export type { BundleDirRun, BundleRun, CreateOptions, ExecutorOptions, LogsOptions } from './executor.js';
+export type { BundleDirRun, BundleRun, CreateOptions, ImageRun, ExecutorOptions, LogsOptions } from './executor.js';
 export type { BundleStatus, PluginExit, PluginState, PluginStatus } from './plugin.js';
 export {
   initSpec,

@@ -24,6 +24,8 @@ export const LABEL = {
   bundlePropagatedMount: 'io.plugind.bundle.propagated-mount',
   bundleReadyTimeout: 'io.plugind.bundle.ready-timeout',
   bundlePrivileges: 'io.plugind.bundle.privileges',
+  image: 'io.plugind.image',
+  imageSnapshotter: 'io.plugind.image.snapshotter',
 } as const;
 
 /** Selects the containers plugind manages (containerd filter syntax). */
@@ -66,6 +68,14 @@ export interface PluginSettings {
   log: LogSettings;
   /** Set for a Docker plugin: its socket is waited for and its host dirs managed. */
   bundle?: BundleSettings;
+  /** Set for a plugin run from a pulled image: its rootfs is the snapshot keyed by the plugin id. */
+  image?: ImageSettings;
+}
+
+/** A plugin's image and the snapshotter its rootfs snapshot (key: the plugin id) lives in. */
+export interface ImageSettings {
+  ref: string;
+  snapshotter: string;
 }
 
 export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
@@ -96,6 +106,7 @@ export function normalizeSettings(input: PluginSettingsInput = {}, defaultBinary
     }
     out.bundle = { ...input.bundle };
   }
+  if (input.image) out.image = { ...input.image };
   return out;
 }
 
@@ -118,6 +129,10 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
     labels[LABEL.bundleReadyTimeout] = String(Math.round(s.bundle.readyTimeoutMs));
     if (s.bundle.propagatedMount) labels[LABEL.bundlePropagatedMount] = s.bundle.propagatedMount;
     if (s.bundle.privileges.length > 0) labels[LABEL.bundlePrivileges] = JSON.stringify(s.bundle.privileges);
+  }
+  if (s.image) {
+    labels[LABEL.image] = s.image.ref;
+    labels[LABEL.imageSnapshotter] = s.image.snapshotter;
   }
   return labels;
 }
@@ -151,8 +166,11 @@ export function settingsFromLabels(labels: Record<string, string>): PluginSettin
   const mode = labels[LABEL.logMode] === 'non-blocking' ? 'non-blocking' : 'blocking';
   const restart = labels[LABEL.restart] ?? 'no';
   const bundle = bundleFromLabels(labels);
+  const ref = labels[LABEL.image];
+  const snapshotter = labels[LABEL.imageSnapshotter];
   return {
     ...(bundle ? { bundle } : {}),
+    ...(ref && snapshotter ? { image: { ref, snapshotter } } : {}),
     autoRemove: labels[LABEL.autoRemove] === '1',
     restart: parseRestartPolicy(restart) ? restart : 'no',
     runtimeBinary: labels[LABEL.runtimeBinary] ?? '',
