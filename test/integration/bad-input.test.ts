@@ -53,7 +53,7 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
     [() => c.run('p', { rootfs: '/nonexistent', args: ['true'] }), ErrorCode.InvalidArgument, /plugin p: rootfs \/nonexistent does not exist/],
     [() => c.run('p', { rootfs: '/bin/busybox', args: ['true'] }), ErrorCode.InvalidArgument, /plugin p: rootfs \/bin\/busybox is not a directory/],
     [() => c.run('p', { rootfs, args: [] }), ErrorCode.InvalidArgument, /plugin p: no command given/],
-    [() => c.run('p', {}), ErrorCode.InvalidArgument, /plugin p: give --rootfs DIR -- CMD, --spec FILE or --bundle DIR/],
+    [() => c.run('p', {}), ErrorCode.InvalidArgument, /plugin p: give --rootfs DIR -- CMD, --spec FILE, --bundle DIR or --image REF/],
     [() => c.run('p', { specJson: '{nope' }), ErrorCode.InvalidArgument, /plugin p: --spec is not JSON/],
     [() => c.run('p', { specJson: '[1,2]' }), ErrorCode.InvalidArgument, /plugin p: --spec is not a JSON object/],
     [() => c.run('p', { specJson: JSON.stringify({ root: { path: rootfs }, process: { cwd: '/' } }) }), ErrorCode.InvalidArgument, /plugin p: spec.process.args must be/],
