@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { cli as runCli, type CliResult } from '../helpers/cli.js';
 import { activate, makeBundle, testPluginConfig } from '../helpers/docker-plugin.js';
 import { makeLayer, pushPlugin, startRegistry, type Registry } from '../helpers/registry.js';
-import { leftovers, startServed, until, type ServedRig } from '../helpers/serve.js';
+import { leftovers, serve, startServed, until, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
 let reg: Registry;
@@ -113,6 +113,30 @@ test('--restart on-failure from an image: a killed plugin comes back on its snap
   await until('removed at exit', async () => !(await c.list()).some((p) => p.id === 'brief'));
   await until('its snapshot gone', async () => !(await snapshotNames()).includes('brief'));
   assert.ok(!(await snapshotNames()).includes('phoenix'));
+  assert.deepEqual(await leftovers(rig), []);
+  ok(cli(['rmi', ref]));
+});
+
+test('plugind SIGKILLed under a plugin run from an image: its socket answers meanwhile; restored ready, and a re-run after the restore gets its snapshot from the record', async () => {
+  ok(cli(['pull', ref]));
+  await rig.s.client.run('survivor', { image: ref });
+  const before = await rig.s.client.inspect('survivor');
+  const socket = before.bundle?.socket ?? '';
+  await rig.s.stop('SIGKILL');
+  assert.deepEqual((await activate(socket)).Implements, ['VolumeDriver'], 'answering while no plugind runs');
+  rig.s = await serve({ dataDir: rig.dataDir, containerdAddress: rig.h.address, namespace: rig.namespace });
+  const c = rig.s.client;
+  const after = await c.inspect('survivor');
+  assert.equal(after.pid, before.pid, 'the same process');
+  assert.equal(after.bundle?.ready, true, 'ready again after the restore');
+  assert.equal(after.image, ref);
+  await c.stop('survivor', 5);
+  // The restored record alone says which snapshot to mount.
+  await c.run('survivor', { image: ref, replace: true });
+  assert.deepEqual((await activate(socket)).Implements, ['VolumeDriver']);
+  await c.remove('survivor', true);
+  await until('its snapshot gone', async () => !(await snapshotNames()).includes('survivor'));
+  assert.deepEqual(rootfsMounts('survivor'), []);
   assert.deepEqual(await leftovers(rig), []);
   ok(cli(['rmi', ref]));
 });
