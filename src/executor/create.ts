@@ -3,7 +3,6 @@
 // of everything made when any step fails.
 import { rm } from 'node:fs/promises';
 import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Mount, type Process } from '../containerd/index.js';
-import { imageRootfsMounts } from '../images/rootfs.js';
 import { prepareBundleDirs } from './bundle-dirs.js';
 import { removeEverything } from './cleanup.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
@@ -22,17 +21,26 @@ export interface CreateHow {
   rootfsMounts?: Mount[];
 }
 
-/** Runs inside the id's queue, with settings and spec already checked (see validate.ts). */
-export async function createPlugin(ctx: ExecutorContext, id: string, settings: PluginSettings, packed: Any, how: CreateHow): Promise<{ pid: number; plugin: Plugin }> {
-  const { keepLogs } = how;
+/**
+ * ALREADY_EXISTS unless the id is free, or its plugin is stopped and
+ * replace is asked for; returns the stopped plugin to replace, if any.
+ */
+export function refuseTaken(ctx: ExecutorContext, id: string, replace: boolean): Plugin | undefined {
   const known = ctx.plugins.get(id);
   if (known && known.state !== 'stopped') {
     throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`, { plugin: id });
   }
   // A stopped plugin is still the user's (listed, its logs kept): replacing it is asked for, not assumed.
-  if (known && !how.replace) {
+  if (known && !replace) {
     throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`, { plugin: id });
   }
+  return known;
+}
+
+/** Runs inside the id's queue, with settings and spec already checked (see validate.ts). */
+export async function createPlugin(ctx: ExecutorContext, id: string, settings: PluginSettings, packed: Any, how: CreateHow): Promise<{ pid: number; plugin: Plugin }> {
+  const { keepLogs } = how;
+  const known = refuseTaken(ctx, id, how.replace);
   const { image } = settings;
   const container = {
     id,
@@ -83,7 +91,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     // A Docker plugin's runtime dir (no stale socket) and propagated mount, before runc binds them.
     if (settings.bundle) await prepareBundleDirs(ctx, id, settings.bundle.propagatedMount !== '');
     // A re-run or a policy restart of an image's plugin asks for its snapshot's mounts again.
-    const rootfs = how.rootfsMounts ?? (image ? await imageRootfsMounts(ctx.client, image.snapshotter, id) : undefined);
+    const rootfs = how.rootfsMounts ?? (image ? await ctx.client.snapshots.mounts(image.snapshotter, id) : undefined);
     const pid = await ctx.client.tasks.create({
       containerId: id,
       stdout: fifos.stdout,

@@ -25,11 +25,12 @@ import {
 import { pluginPaths } from '../common/paths.js';
 import { join } from 'node:path';
 import { prepareImageRootfs, removeImageRootfs } from '../images/rootfs.js';
-import { initSpec, loadBundle, parsePluginConfig, pluginPrivileges, type PluginConfig } from './bundle.js';
+import { initSpec, loadBundle, pluginPrivileges } from './bundle.js';
+import { parsePluginConfig, type PluginConfig } from './plugin-config.js';
 import { runtimeDir, propagatedDir } from './bundle-dirs.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
-import { createPlugin, type CreateHow } from './create.js';
+import { createPlugin, refuseTaken, type CreateHow } from './create.js';
 import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { handleExit } from './exit.js';
 import { FifoPool } from './fifo.js';
@@ -40,7 +41,7 @@ import { merge, readLog, type LogChunk } from './log-reader.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { waitReady } from './ready.js';
 import { restore, restoreAll } from './restore.js';
-import { DEFAULT_READY_TIMEOUT_MS, normalizeSettings, settingsFromLabels, type BundleSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
+import { DEFAULT_READY_TIMEOUT_MS, normalizeSettings, settingsOf, type BundleSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
 import type { OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
@@ -267,13 +268,9 @@ export class Executor {
     validateId(id);
     const { image, ...rest } = run;
     // Refused before the snapshot is touched: a running plugin of the id may be using it.
-    const known = this.#ctx.plugins.get(id);
-    if (known && known.state !== 'stopped') throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${known.pid})`, { plugin: id });
-    if (known && !options.replace) {
-      throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} exists (stopped); remove it first (plugind rm ${id}) or run with --replace`, { plugin: id });
-    }
     let rootfs;
     try {
+      refuseTaken(this.#ctx, id, options.replace ?? false);
       rootfs = await prepareImageRootfs(this.#ctx.client, image, id);
     } catch (err) {
       throw forPlugin(id, err);
@@ -369,7 +366,7 @@ export class Executor {
     }
     if (!container.spec) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} has no spec to run again`, { plugin: id });
     // Its logs carry on across runs, as a restarted container's do.
-    return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsFromLabels(container.labels), { replace: true, keepLogs: true });
+    return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsOf(container), { replace: true, keepLogs: true });
   }
 
   /** Re-attaches to one plugin from containerd's records (see restoreAll). */

@@ -2,17 +2,8 @@
 export { Executor } from './executor.js';
 export type { BundleDirRun, BundleRun, CreateOptions, ImageRun, ExecutorOptions, LogsOptions } from './executor.js';
 export type { BundleStatus, PluginExit, PluginState, PluginStatus } from './plugin.js';
-export {
-  initSpec,
-  loadBundle,
-  parsePluginConfig,
-  pluginPrivileges,
-  PLUGIN_RUNTIME_DESTINATION,
-  type Bundle,
-  type InitSpecOptions,
-  type PluginConfig,
-  type PluginPrivilege,
-} from './bundle.js';
+export { initSpec, loadBundle, pluginPrivileges, type Bundle, type InitSpecOptions } from './bundle.js';
+export { parsePluginConfig, PLUGIN_RUNTIME_DESTINATION, type PluginConfig, type PluginPrivilege } from './plugin-config.js';
 export { dialUnix } from './ready.js';
 export { parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 export { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';

@@ -1,7 +1,7 @@
 // The record the executor keeps of one plugin, and the status it shows of it.
 // The record is memory only: containerd (labels) is the store, restore rebuilds it.
 import { join } from 'node:path';
-import type { PluginPrivilege } from './bundle.js';
+import type { PluginPrivilege } from './plugin-config.js';
 import type { PluginSettings } from './settings.js';
 import type { PluginIO } from './stdio.js';
 

@@ -10,7 +10,7 @@ import { exitLater, reap } from './exit.js';
 import { validateId } from './ids.js';
 import { newPlugin, toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { decideRestore, type RestoreOutcome } from './restore-decision.js';
-import { MANAGED_FILTER, exitFromLabels, settingsFromLabels, type PluginSettings, type RecordedExit } from './settings.js';
+import { MANAGED_FILTER, exitFromLabels, settingsOf, type PluginSettings, type RecordedExit } from './settings.js';
 import { dialUnix, waitReady } from './ready.js';
 import { PluginIO } from './stdio.js';
 import { lookAgainLater, removeStrayBundleDirs, removeStrayFifos, removeStrayLogs } from './sweep.js';
@@ -64,7 +64,7 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
       : listed;
     const recorded = exitFromLabels(container.labels);
     const action = decideRestore({ known, task, recorded });
-    const settings = settingsFromLabels(container.labels);
+    const settings = settingsOf(container);
     const createdAt = container.createdAt ?? new Date();
     const taskFifos = task ? ctx.fifos.setOf(task.stdout) : undefined;
     switch (action.do) {
@@ -168,7 +168,7 @@ async function reopen(ctx: ExecutorContext, id: string, task: Process, settings:
 /** A stopped plugin rebuilt from its container and the exit recorded on it; it replaces any record of the id. */
 function recordedPlugin(ctx: ExecutorContext, container: Container, recorded: RecordedExit): Plugin {
   const { id } = container;
-  const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt: container.createdAt ?? new Date(), settings: settingsFromLabels(container.labels), io: undefined });
+  const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt: container.createdAt ?? new Date(), settings: settingsOf(container), io: undefined });
   p.exit = { id, ...recorded };
   ctx.plugins.set(id, p);
   return p;

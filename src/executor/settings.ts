@@ -1,10 +1,12 @@
 // Per-plugin settings that must survive a plugind restart live in container
-// labels under io.plugind.*: containerd keeps plugins' state, not plugind.
+// labels under io.plugind.* (and, for an image's plugin, in the record's own
+// image and snapshotter fields): containerd keeps plugins' state, not plugind.
+import type { Container } from '../containerd/index.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
 import { parseRestartPolicy } from '../common/restart-policy.js';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
-import type { PluginPrivilege } from './bundle.js';
+import type { PluginPrivilege } from './plugin-config.js';
 import type { LogMode } from './stdio.js';
 
 export const LABEL = {
@@ -24,8 +26,6 @@ export const LABEL = {
   bundlePropagatedMount: 'io.plugind.bundle.propagated-mount',
   bundleReadyTimeout: 'io.plugind.bundle.ready-timeout',
   bundlePrivileges: 'io.plugind.bundle.privileges',
-  image: 'io.plugind.image',
-  imageSnapshotter: 'io.plugind.image.snapshotter',
 } as const;
 
 /** Selects the containers plugind manages (containerd filter syntax). */
@@ -130,10 +130,6 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
     if (s.bundle.propagatedMount) labels[LABEL.bundlePropagatedMount] = s.bundle.propagatedMount;
     if (s.bundle.privileges.length > 0) labels[LABEL.bundlePrivileges] = JSON.stringify(s.bundle.privileges);
   }
-  if (s.image) {
-    labels[LABEL.image] = s.image.ref;
-    labels[LABEL.imageSnapshotter] = s.image.snapshotter;
-  }
   return labels;
 }
 
@@ -157,8 +153,13 @@ function bundleFromLabels(labels: Record<string, string>): BundleSettings | unde
   };
 }
 
-/** Reads settings back; a label that does not parse falls back to the default. */
-export function settingsFromLabels(labels: Record<string, string>): PluginSettings {
+/**
+ * Reads settings back from a container record: its labels (one that does not
+ * parse falls back to the default) and, for a plugin run from an image, the
+ * record's own image and snapshotter fields.
+ */
+export function settingsOf(container: Pick<Container, 'labels' | 'image' | 'snapshotter'>): PluginSettings {
+  const { labels, image: ref, snapshotter } = container;
   const num = (key: string, def: number): number => {
     const n = Number(labels[key]);
     return Number.isInteger(n) && n > 0 ? n : def;
@@ -166,8 +167,6 @@ export function settingsFromLabels(labels: Record<string, string>): PluginSettin
   const mode = labels[LABEL.logMode] === 'non-blocking' ? 'non-blocking' : 'blocking';
   const restart = labels[LABEL.restart] ?? 'no';
   const bundle = bundleFromLabels(labels);
-  const ref = labels[LABEL.image];
-  const snapshotter = labels[LABEL.imageSnapshotter];
   return {
     ...(bundle ? { bundle } : {}),
     ...(ref && snapshotter ? { image: { ref, snapshotter } } : {}),

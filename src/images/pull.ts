@@ -9,6 +9,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isAlreadyExists, isNotFound, type ContainerdClient, type Descriptor, type ImageRecord } from '../containerd/index.js';
 import { errorCode } from '../common/errors.js';
+import { MAX_PLUGIN_CONFIG_BYTES } from '../common/limits.js';
+import { parsePluginConfig } from '../executor/plugin-config.js';
 import { ErrorCode, ImageError } from './errors.js';
 import { MANIFEST_TYPES, diffIds, parsePluginManifest, type BlobDescriptor } from './media.js';
 import type { Reference } from './reference.js';
@@ -39,7 +41,6 @@ export interface PullOptions extends RegistryOptions {
 }
 
 const MAX_MANIFEST = 4 << 20;
-const MAX_CONFIG = 4 << 20;
 // Content.Write messages: big enough to be few, well under gRPC's 16 MiB.
 const WRITE_CHUNK = 1 << 20;
 const PROGRESS_EVERY_MS = 100;
@@ -117,6 +118,8 @@ class Puller {
 
     const config = await this.#config(manifest.config);
     const diffs = diffIds(config.bytes, manifest.layers.length, input);
+    // Refused here, with nothing stored, rather than at the first run.
+    parsePluginConfig(config.bytes, `${input}: plugin config`);
     for (const layer of manifest.layers) await this.#layer(layer);
     const chains = chainIds(diffs);
     await this.#unpack(manifest.layers, diffs, chains);
@@ -143,10 +146,10 @@ class Puller {
   /** The config blob's bytes, from the store when it is there, else from the registry (verified). */
   async #config(d: BlobDescriptor): Promise<{ bytes: Buffer; stored: boolean }> {
     const input = this.#ref.input;
-    if (d.size > MAX_CONFIG) throw new ImageError(ErrorCode.InvalidArgument, `${input}: the config is ${d.size} bytes; at most ${MAX_CONFIG}`);
+    if (d.size > MAX_PLUGIN_CONFIG_BYTES) throw new ImageError(ErrorCode.InvalidArgument, `${input}: the config is ${d.size} bytes; at most ${MAX_PLUGIN_CONFIG_BYTES}`);
     if (await this.#has(d.digest)) {
       this.#progress({ digest: d.digest, kind: 'config', status: 'exists', done: d.size, total: d.size });
-      return { bytes: await this.#c.content.readAll(d.digest, { maxBytes: MAX_CONFIG }), stored: true };
+      return { bytes: await this.#c.content.readAll(d.digest, { maxBytes: MAX_PLUGIN_CONFIG_BYTES }), stored: true };
     }
     const res = await this.#registry.blob(d.digest);
     const bytes = await readBody(res, d.size).catch((err: unknown) => {

@@ -1,18 +1,18 @@
 // A plugin's rootfs from a pulled image: an active snapshot of its own (key =
 // plugin id, as containerd's Go client names a container's snapshot) on the
 // image's top committed layer. The executor calls these: prepare at create,
-// mounts again before every later task create of the same container (a
+// mounts again (Snapshots.Mounts) before every later task create of the same container (a
 // re-run, a restart policy run), remove at rm. The container record names the
 // snapshot (snapshotter, snapshot_key), which keeps it from GC; a short lease
 // covers the moment between Prepare and the record's creation.
 import { isAlreadyExists, isNotFound, type ContainerdClient, type Mount } from '../containerd/index.js';
 import { ignoreNotFound } from '../common/errors.js';
+import { MAX_PLUGIN_CONFIG_BYTES } from '../common/limits.js';
 import { ErrorCode, ImageError } from './errors.js';
 import { IMAGE_LABELS } from './pull.js';
 import { parseReference } from './reference.js';
 
 export const DEFAULT_SNAPSHOTTER = 'overlayfs';
-const MAX_CONFIG = 4 << 20;
 // Long enough for a create to reach Containers.Create; one left by a plugind killed in between expires.
 const ROOTFS_LEASE_MS = 10 * 60_000;
 
@@ -49,7 +49,7 @@ export async function prepareImageRootfs(c: ContainerdClient, input: string, plu
   const configDigest = record.labels[IMAGE_LABELS.config];
   const snapshotter = record.labels[IMAGE_LABELS.snapshotter] ?? DEFAULT_SNAPSHOTTER;
   if (!chain || !configDigest) throw new ImageError(ErrorCode.FailedPrecondition, `image ${ref.name} was not pulled by plugind (no ${IMAGE_LABELS.chainId} label): pull it again`);
-  const config = (await c.content.readAll(configDigest, { maxBytes: MAX_CONFIG })).toString('utf8');
+  const config = (await c.content.readAll(configDigest, { maxBytes: MAX_PLUGIN_CONFIG_BYTES })).toString('utf8');
   const key = pluginId;
   const lease = leaseOf(key);
   await c.leases.delete(lease).catch(ignoreNotFound);
@@ -68,11 +68,6 @@ export async function prepareImageRootfs(c: ContainerdClient, input: string, plu
     }
   }
   return { image: ref.name, config, snapshotter, snapshotKey: key, mounts };
-}
-
-/** The mounts of a plugin's existing snapshot, for another task create of the same container. */
-export async function imageRootfsMounts(c: ContainerdClient, snapshotter: string, key: string): Promise<Mount[]> {
-  return c.snapshots.mounts(snapshotter, key);
 }
 
 /** Removes a plugin's snapshot and its lease; what is gone already is no failure. */

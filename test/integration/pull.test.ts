@@ -275,6 +275,15 @@ test('a layer that does not unpack to its diff id: refused after unpacking, its 
   await nothingOf(ref, [img.digest, img.configDigest, good.digest], [other.diffId, good.diffId]);
 });
 
+test('a plugin config plugind could not run (an unknown Network.Type) is refused at pull, naming the field; nothing stored', async () => {
+  const layer = makeLayer(filesDir({ 'etc/a': 'a' }));
+  const config = Buffer.from(JSON.stringify(pluginConfig([layer], { Network: { Type: 'overlay' } })));
+  const img = await pushPlugin(reg, 'plugins/badnet', '1', [layer], { config });
+  const ref = `${reg.domain}/plugins/badnet:1`;
+  fails(cli(['pull', ref]), /plugin config: Network\.Type: "overlay": want host, bridge, none or null/);
+  await nothingOf(ref, [img.digest, img.configDigest, layer.digest], [layer.diffId]);
+});
+
 test('a manifest or a layer whose digest does not match (a stand-in registry serving corrupt data): refused, nothing stored', async () => {
   const a = makeLayer(filesDir({ 'etc/a': 'first' }));
   const b = makeLayer(filesDir({ 'etc/b': 'second' }));

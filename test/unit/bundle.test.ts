@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { test } from 'node:test';
-import { initSpec, parsePluginConfig, pluginPrivileges, type PluginConfig } from '../../src/executor/bundle.js';
+import { initSpec, pluginPrivileges } from '../../src/executor/bundle.js';
+import { parsePluginConfig, type PluginConfig } from '../../src/executor/plugin-config.js';
 import { DEFAULT_CAPABILITIES } from '../../src/executor/spec.js';
 
 const base = { Entrypoint: ['/bin/plugin', '--serve'], Interface: { Socket: 'p.sock', Types: ['docker.volumedriver/1.0'] } };
