@@ -80,9 +80,14 @@ test('pull, run --image: Plugin.Activate answers as run returns; stop and run --
   assert.deepEqual([record.image, record.snapshotter, record.snapshotKey], [ref, SNAPSHOTTER, 'img']);
   assert.ok((await snapshotNames()).includes('img'), 'the plugin has its snapshot');
   assert.notDeepEqual(rootfsMounts('img'), [], 'its rootfs is mounted while it runs');
-  fails(cli(['rmi', ref]), /is used by plugin img/);
+  fails(cli(['rmi', ref]), /is used by plugin img \(running\): remove it first \(plugind rm ID\)/);
+  const images = JSON.parse(ok(cli(['images', '--json'])).stdout) as Array<{ name: string; plugins: string[] }>;
+  assert.deepEqual(images.find((i) => i.name === ref)?.plugins, ['img']);
 
   ok(cli(['stop', 'img']));
+  // A stopped plugin can run again: its image stays.
+  fails(cli(['rmi', ref]), /is used by plugin img \(stopped\)/);
+  assert.equal((await rig.containerd.images.get(ref)).name, ref, 'still there');
   ok(cli(['run', 'img', '--image', ref, '--replace']));
   assert.deepEqual((await activate(inspected.socket as string)).Implements, ['VolumeDriver'], 'the re-run answers too');
 
