@@ -2,28 +2,14 @@
 // coordinator errors into gRPC status codes whose messages name the plugin.
 // Calls that arrive while plugind is still restoring wait for it.
 import * as grpc from '@grpc/grpc-js';
-import { existsSync } from 'node:fs';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { CodedError, ErrorCode } from '../common/errors.js';
+import { CodedError, ErrorCode, invalidInput as invalid } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
-import {
-  MAX_READY_TIMEOUT_MS,
-  MAX_SPEC_BYTES,
-  MAX_SPEC_DEPTH,
-  defaultSpec,
-  jsonDepth,
-  mergeEnv,
-  withInit,
-  type BundleDirRun,
-  type ImageRun,
-  type OciSpec,
-  type PluginExit,
-  type PluginSettingsInput,
-  type StreamName,
-} from '../executor/index.js';
+import type { PluginExit, StreamName } from '../executor/index.js';
 import type { ImageStore, ImageSummary, PullProgress } from '../images/index.js';
+import { specFromRun, type RunDefaults, type RunRequest } from './run-request.js';
 import {
   DEFAULT_INIT_PATH,
   debugService,
@@ -111,115 +97,6 @@ interface PullRequest {
   insecureRegistry: boolean;
   username: string;
   password: string;
-}
-
-const invalid = (message: string): CodedError => new CodedError(ErrorCode.InvalidArgument, message);
-
-interface RunRequest {
-  id: string;
-  rootfs: string;
-  args: string[];
-  env: string[];
-  specJson: string;
-  autoRemove: boolean;
-  restart: string;
-  log: { mode: string; maxSize: number; maxFiles: number; bufferSize: number } | null;
-  replace: boolean;
-  init?: boolean;
-  runtimeBinary: string;
-  bundle: string;
-  image: string;
-  readyTimeoutSeconds?: number;
-}
-
-/** What a run request asks for: a plugin from a spec (given or made from --rootfs), or a Docker plugin from its bundle. */
-export type RunPlan =
-  | { kind: 'spec'; spec: OciSpec; settings: PluginSettingsInput }
-  | { kind: 'bundle'; bundle: BundleDirRun; settings: PluginSettingsInput }
-  | { kind: 'image'; image: ImageRun; settings: PluginSettingsInput };
-
-/** What `serve` decides for plugins whose run request does not say. */
-export interface RunDefaults {
-  /** `serve --init`: plugins get the init unless they ask `--no-init`. */
-  init: boolean;
-  /** The static init binary on the host. */
-  initPath: string;
-}
-
-/**
- * The spec (or bundle) and settings a run request asks for, or INVALID_ARGUMENT naming
- * what is wrong. The request's fields are the `run` flags, and messages name
- * them as flags: that is what the user typed.
- */
-export function specFromRun(req: RunRequest, namespace: string, defaults: RunDefaults = { init: false, initPath: DEFAULT_INIT_PATH }): RunPlan {
-  const what = `plugin ${req.id}`;
-  let spec: OciSpec;
-  if (req.specJson && req.rootfs) throw invalid(`${what}: give --rootfs or --spec, not both`);
-  if (req.bundle && (req.specJson || req.rootfs)) throw invalid(`${what}: give --bundle alone, not with --${req.rootfs ? 'rootfs' : 'spec'}`);
-  if (req.image && (req.bundle || req.specJson || req.rootfs)) {
-    throw invalid(`${what}: give --image alone, not with --${req.bundle ? 'bundle' : req.rootfs ? 'rootfs' : 'spec'}`);
-  }
-  for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: --env ${JSON.stringify(e)} is not K=V`);
-  if (req.readyTimeoutSeconds !== undefined && !req.bundle && !req.image) throw invalid(`${what}: --ready-timeout is for Docker plugins (--bundle, --image)`);
-  const settings = settingsFromRun(req);
-  if (req.bundle || req.image) {
-    if (req.bundle && !req.bundle.startsWith('/')) throw invalid(`${what}: --bundle ${req.bundle}: want an absolute path`);
-    // A bundle's entrypoint is its own: an init in front would change what the plugin is.
-    if (req.init === true) throw invalid(`${what}: --init is not for Docker plugins (--bundle, --image): the plugin's entrypoint runs as PID 1`);
-    const t = req.readyTimeoutSeconds;
-    if (t !== undefined && (!Number.isFinite(t) || t <= 0 || t * 1000 > MAX_READY_TIMEOUT_MS)) {
-      throw invalid(`${what}: --ready-timeout ${t}: want seconds above 0, at most ${MAX_READY_TIMEOUT_MS / 1000}`);
-    }
-    const readyTimeout = t !== undefined ? { readyTimeoutMs: t * 1000 } : {};
-    if (req.image) return { kind: 'image', image: { image: req.image, args: req.args, env: req.env, ...readyTimeout }, settings };
-    return { kind: 'bundle', bundle: { dir: req.bundle, args: req.args, env: req.env, ...readyTimeout }, settings };
-  }
-  if (req.specJson) {
-    const bytes = Buffer.byteLength(req.specJson);
-    if (bytes > MAX_SPEC_BYTES) throw invalid(`${what}: --spec is ${bytes} bytes; at most ${MAX_SPEC_BYTES}`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(req.specJson);
-    } catch (err) {
-      throw invalid(`${what}: --spec is not JSON: ${(err as Error).message}`);
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(`${what}: --spec is not a JSON object`);
-    // Before the spec crosses a thread: a structured clone of deep nesting overflows the stack.
-    if (jsonDepth(parsed) > MAX_SPEC_DEPTH) throw invalid(`${what}: --spec nests deeper than ${MAX_SPEC_DEPTH} levels`);
-    spec = parsed as OciSpec;
-    if (typeof spec.process === 'object' && spec.process !== null) {
-      if (req.args.length > 0) spec.process.args = req.args;
-      if (req.env.length > 0) spec.process.env = mergeEnv(Array.isArray(spec.process.env) ? spec.process.env : [], req.env);
-    }
-  } else if (req.rootfs) {
-    if (!req.rootfs.startsWith('/')) throw invalid(`${what}: --rootfs ${req.rootfs}: want an absolute path`);
-    if (req.args.length === 0) throw invalid(`${what}: no command given (plugind run ID --rootfs DIR -- CMD ARG...)`);
-    spec = defaultSpec({ rootfs: req.rootfs, args: req.args, env: req.env, namespace, id: req.id });
-  } else {
-    throw invalid(`${what}: give --rootfs DIR -- CMD, --spec FILE, --bundle DIR or --image REF`);
-  }
-  if (req.init ?? defaults.init) {
-    if (!existsSync(defaults.initPath)) throw invalid(`${what}: --init: ${defaults.initPath} not found (Debian's tini package ships it)`);
-    if (Array.isArray(spec.process?.args)) spec = withInit(spec, defaults.initPath);
-  }
-  return { kind: 'spec', spec, settings };
-}
-
-/** The settings every kind of run takes alike. */
-function settingsFromRun(req: RunRequest): PluginSettingsInput {
-  const settings: PluginSettingsInput = { autoRemove: req.autoRemove };
-  if (req.restart) settings.restart = req.restart;
-  // Looked up by the shard (see resolveRuntimeBinary): a name on PATH, off this thread.
-  if (req.runtimeBinary) settings.runtimeBinary = req.runtimeBinary;
-  if (req.log) {
-    const log: NonNullable<PluginSettingsInput['log']> = {};
-    if (req.log.mode) log.mode = req.log.mode as 'blocking' | 'non-blocking';
-    if (req.log.maxSize) log.maxSize = req.log.maxSize;
-    if (req.log.maxFiles) log.maxFiles = req.log.maxFiles;
-    if (req.log.bufferSize) log.bufferSize = req.log.bufferSize;
-    settings.log = log;
-  }
-  return settings;
 }
 
 export class ApiServer {

@@ -7,80 +7,26 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { PluginsClient, type Image, type Plugin } from '../api/client.js';
-import { DEFAULT_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY, type TlsFiles } from '../api/wire.js';
-import { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
-import { PullProgressLine, humanSize } from './pull-progress.js';
-
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
-
-function int(name: string, min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(`${name}: want a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-const MAX_STOP_SECONDS = MAX_STOP_TIMEOUT_MS / 1000;
-
-function seconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > MAX_STOP_SECONDS) throw new InvalidArgumentError(`want seconds from 0 to ${MAX_STOP_SECONDS}`);
-  return n;
-}
-
-function collect(v: string, prev: string[]): string[] {
-  return [...prev, v];
-}
-
-/** A runtime binary as typed: a name is looked up on PATH by plugind, a path is made absolute here, relative to where the command runs. */
-function runtimeBinary(v: string): string {
-  if (v === '') throw new InvalidArgumentError('want a name on PATH or a path');
-  return v.includes('/') ? resolve(v) : v;
-}
-
-function level(v: string): string {
-  if (!LEVELS.includes(v)) throw new InvalidArgumentError(`want one of ${LEVELS.join(', ')}`);
-  return v;
-}
-
-const addressOption = (): Option =>
-  new Option('--address <address>', 'plugind API (unix:///PATH or tcp://127.0.0.1:PORT)').default(process.env.PLUGIND_ADDRESS ?? DEFAULT_ADDRESS);
-
-interface ClientFlags {
-  address: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
-}
-
-/** The mutual-TLS files, on every client verb (added once all verbs exist). */
-function addTlsOptions(cmd: Command): void {
-  cmd
-    .addOption(new Option('--tls-cert <file>', 'client certificate (tcp:// with mutual TLS)').env('PLUGIND_TLS_CERT'))
-    .addOption(new Option('--tls-key <file>', 'client key').env('PLUGIND_TLS_KEY'))
-    .addOption(new Option('--tls-ca <file>', "CA of plugind's certificate").env('PLUGIND_TLS_CA'));
-}
-
-/** Runs fn with a client for the verb's flags, closing it however fn ends. */
-async function withClient<T>(o: ClientFlags, fn: (c: PluginsClient) => Promise<T>): Promise<T> {
-  const c = client(o);
-  try {
-    return await fn(c);
-  } finally {
-    c.close();
-  }
-}
-
-/** The TLS files among the flags (serve's and the clients' are named alike). */
-function tlsFiles(o: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): Partial<TlsFiles> {
-  return { ...(o.tlsCert ? { cert: o.tlsCert } : {}), ...(o.tlsKey ? { key: o.tlsKey } : {}), ...(o.tlsCa ? { ca: o.tlsCa } : {}) };
-}
-
-function client(o: ClientFlags): PluginsClient {
-  return new PluginsClient(o.address, { tls: tlsFiles(o) });
-}
+import type { Plugin } from '../api/client.js';
+import { DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY } from '../api/wire.js';
+import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
+import {
+  LEVELS,
+  addTlsOptions,
+  addressOption,
+  client,
+  collect,
+  int,
+  level,
+  out,
+  readySeconds,
+  runtimeBinary,
+  seconds,
+  table,
+  tlsFiles,
+  withClient,
+} from './common.js';
+import { addImageVerbs } from './images.js';
 
 function pluginJson(p: Plugin): Record<string, unknown> {
   const o: Record<string, unknown> = { id: p.id, state: p.state, pid: p.pid, shard: p.shard, createdAt: p.createdAt?.toISOString() ?? null };
@@ -103,13 +49,6 @@ function pluginJson(p: Plugin): Record<string, unknown> {
   return o;
 }
 
-/** A ready timeout in seconds: above 0, at most an hour. */
-function readySeconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_STOP_SECONDS) throw new InvalidArgumentError(`want seconds above 0, at most ${MAX_STOP_SECONDS}`);
-  return n;
-}
-
 const BUNDLE_HELP = `
 Docker plugins (--bundle DIR): DIR holds config.json and rootfs/, as \`docker plugin create\` takes
 them. The plugin runs as moby runs it: the config's Entrypoint with its Args (args after -- replace
@@ -125,24 +64,6 @@ the host (PropagatedMount). plugind grants them without asking, unlike \`docker 
 its API is root-equivalent already. \`plugind inspect ID\` lists what a plugin was given
 ("privileges"). Network.Type bridge, none and null get a network namespace of their own with
 loopback only.`;
-
-function imageJson(i: Image): Record<string, unknown> {
-  return { name: i.name, digest: i.digest, mediaType: i.mediaType, size: i.size, createdAt: i.createdAt?.toISOString() ?? null, plugins: i.plugins };
-}
-
-/** All of stdin, less the line end a `echo`ed password brings. */
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
-}
-
-const out = (s: string): boolean => process.stdout.write(s);
 
 const program = new Command('plugind')
   .description('Runs plugins (long-lived helper processes) as containers through containerd')
@@ -398,68 +319,7 @@ program
     }
   });
 
-program
-  .command('pull <ref>')
-  .description("fetch a plugin image ([HOST[:PORT]/]NAME[:TAG][@DIGEST]) from its registry into plugind's store")
-  .addHelpText(
-    'after',
-    '\nRegistries are reached over HTTPS, or plain HTTP when on loopback (127.0.0.1, localhost, ::1)\n' +
-      'or with --insecure-registry. A reference without a registry host means docker.io. Prints\n' +
-      'NAME DIGEST once the image is stored; progress goes to stderr.',
-  )
-  .option('--insecure-registry', 'plain HTTP to a registry that is not on loopback')
-  .option('--username <user>', 'registry user (the password from --password-stdin)')
-  .option('--password-stdin', "read the registry user's password from stdin")
-  .addOption(addressOption())
-  .action(async (ref: string, o: { insecureRegistry?: boolean; username?: string; passwordStdin?: boolean; address: string }) => {
-    if (o.passwordStdin && !o.username) throw new InvalidArgumentError('--password-stdin needs --username');
-    if (o.username && !o.passwordStdin) throw new InvalidArgumentError('--username needs --password-stdin (the password is read from stdin)');
-    const password = o.passwordStdin ? await readStdin() : '';
-    if (o.passwordStdin && password === '') throw new InvalidArgumentError('--password-stdin: stdin was empty');
-    await withClient(o, async (c) => {
-      const line = new PullProgressLine(process.stderr);
-      const stream = c.pull(ref, { insecureRegistry: Boolean(o.insecureRegistry), ...(o.username ? { username: o.username, password } : {}) });
-      process.once('SIGINT', () => stream.close());
-      try {
-        for await (const e of stream) {
-          line.show(e);
-          if (e.image) {
-            line.done();
-            out(`${e.image.name} ${e.image.digest}\n`);
-          }
-        }
-      } finally {
-        line.done();
-      }
-    });
-  });
-
-program
-  .command('images')
-  .description('list plugin images, with the plugins that run from each')
-  .option('--json', 'print a JSON array')
-  .addOption(addressOption())
-  .action(async (o: { json?: boolean; address: string }) => {
-    await withClient(o, async (c) => {
-      const images = await c.images();
-      if (o.json) return void out(JSON.stringify(images.map(imageJson)) + '\n');
-      const rows = [['REF', 'DIGEST', 'SIZE', 'CREATED', 'PLUGINS']];
-      for (const i of images) {
-        rows.push([i.name, i.digest.replace(/^(sha256:.{12}).*$/, '$1'), humanSize(i.size), i.createdAt?.toISOString() ?? '-', i.plugins.join(',') || '-']);
-      }
-      out(table(rows));
-    });
-  });
-
-program
-  .command('rmi <ref>')
-  .description('remove a plugin image (refused while a plugin uses it); its blobs and layers go unless another image shares them')
-  .addOption(addressOption())
-  .action(async (ref: string, o: { address: string }) => {
-    await withClient(o, async (c) => {
-      await c.removeImage(ref);
-    });
-  });
+addImageVerbs(program);
 
 for (const cmd of program.commands) if (cmd.name() !== 'serve') addTlsOptions(cmd);
 

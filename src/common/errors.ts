@@ -63,3 +63,6 @@ export function ignoreNotFound(err: unknown): undefined {
   if (isNotFound(err)) return undefined;
   throw err;
 }
+
+/** INVALID_ARGUMENT with a message that names what the user typed. */
+export const invalidInput = (message: string): CodedError => new CodedError(ErrorCode.InvalidArgument, message);

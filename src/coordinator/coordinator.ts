@@ -4,7 +4,6 @@
 // policies, and merges metrics. It never touches a plugin itself.
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { MessageChannel } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
@@ -17,14 +16,15 @@ import {
   type PluginExit,
   type PluginSettingsInput,
   type PluginStatus,
-  type StreamName,
 } from '../executor/index.js';
+import { ExitLag } from './exit-lag.js';
+import { shardLogs, type LogsOptions } from './shard-logs.js';
 import { ServiceMetrics } from './metrics.js';
 import { shardOf } from './shard-map.js';
-import { LOGS_WINDOW, type LogsControl, type LogsMessage, type RestoreCounts, type ShardPush } from './protocol.js';
+import type { RestoreCounts, ShardPush } from './protocol.js';
 import { ToldExits } from './told-exits.js';
 import { Restarts, type RestartBackoff } from './restarts.js';
-import { Shard, ShardError } from './shard.js';
+import { Shard } from './shard.js';
 
 export interface CoordinatorOptions {
   /** containerd's address (unix:///…). */
@@ -53,7 +53,6 @@ export interface CoordinatorEvents {
   exit: [exit: PluginExit];
 }
 
-const LAG_SEEN_MAX = 4096;
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
@@ -76,8 +75,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * restart policy to act on.
    */
   readonly #runsPending = new Map<string, number>();
-  /** The pid of the last exit event observed per id: containerd may deliver one twice. */
-  readonly #lagSeen = new Map<string, number>();
+  readonly #lag: ExitLag;
   /**
    * The last exit told per id, kept across restarts: a worker (or plugind)
    * that died between telling an exit and recording it tells it again.
@@ -93,6 +91,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new RangeError(`workers ${workers}: want 1 to 256`);
     this.#log = options.logger ?? silentLogger;
     this.#restarts = new Restarts(options.restartBackoff);
+    this.#lag = new ExitLag(this.metrics.eventLag);
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
     const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -135,7 +134,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         if (ev.topic !== '/tasks/exit') return;
         const { containerId: id, id: execId, pid, exitStatus, exitedAt } = ev.event;
         if (execId !== id) return;
-        this.#observeLag(id, pid, ev.timestampMs);
+        this.#lag.observe(id, pid, ev.timestampMs);
         // Told here when it is the task we know runs; else the shard, which
         // knows every plugin's task, decides (and tells it if it is one).
         const told = this.#running.get(id) === pid;
@@ -223,20 +222,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.metrics.exits.inc();
     this.emit('exit', exit);
     this.#maybeRestart(exit);
-  }
-
-  /**
-   * Every exit event containerd delivers for a plugin is observed once, as
-   * it arrives here, whichever path (the event, or a stop's Wait) handles the
-   * exit first: the lag is containerd's timestamp to plugind having it.
-   */
-  #observeLag(id: string, pid: number, timestampMs: number): void {
-    if (this.#lagSeen.get(id) === pid) return;
-    // Only a repeat soon after matters; the oldest entries go (ids of `run --rm` plugins are never removed here).
-    if (this.#lagSeen.size >= LAG_SEEN_MAX) this.#lagSeen.delete(this.#lagSeen.keys().next().value as string);
-    this.#lagSeen.delete(id);
-    this.#lagSeen.set(id, pid);
-    this.metrics.eventLag.observe(Math.max(0, nowMs() - timestampMs) / 1000);
   }
 
   #maybeRestart(exit: PluginExit): void {
@@ -336,56 +321,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#restarts.forget(id);
     this.#running.delete(id);
     this.#told.delete(id);
-    this.#lagSeen.delete(id);
+    this.#lag.forget(id);
     this.metrics.pluginRestarts.remove({ plugin: id });
   }
 
-  /**
-   * The plugin's output, streamed from its shard over a MessagePort with a
-   * credit window: the worker sends at most LOGS_WINDOW bytes ahead of what
-   * the consumer has taken. Breaking out of the loop cancels the stream.
-   */
-  async *logs(id: string, options: { stream?: StreamName; tail?: number; follow?: boolean } = {}): AsyncGenerator<LogChunk> {
+  /** The plugin's output from its shard (see shardLogs); breaking out of the loop cancels the stream. */
+  async *logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogChunk> {
     validateId(id);
-    // port2 goes to the worker.
-    const { port1, port2 } = new MessageChannel();
-    const queue: LogsMessage[] = [];
-    let wake: (() => void) | undefined;
-    port1.on('message', (m: LogsMessage) => {
-      queue.push(m);
-      wake?.();
-    });
-    const req = { kind: 'logs' as const, id, follow: options.follow ?? false, port: port2 } as const;
-    const done = this.#shard(id).request(
-      { ...req, ...(options.stream ? { stream: options.stream } : {}), ...(options.tail !== undefined ? { tail: options.tail } : {}) },
-      [port2],
-    );
-    let failed: unknown;
-    done.catch((err: unknown) => {
-      failed = err;
-      wake?.();
-    });
-    const grant = (bytes: number): void => port1.postMessage({ kind: 'credit', bytes } satisfies LogsControl);
-    grant(LOGS_WINDOW);
-    try {
-      for (;;) {
-        const m = queue.shift();
-        if (!m) {
-          if (failed) throw failed;
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-          continue;
-        }
-        if (m.kind === 'end') return;
-        if (m.kind === 'error') throw new ShardError(m.error.code, m.error.message);
-        const data = Buffer.from(m.chunk.data.buffer, m.chunk.data.byteOffset, m.chunk.data.byteLength);
-        yield { stream: m.chunk.stream, data };
-        grant(data.length);
-      }
-    } finally {
-      port1.postMessage({ kind: 'cancel' } satisfies LogsControl);
-      port1.close();
-    }
+    yield* shardLogs(this.#shard(id), id, options);
   }
 
   /** Test hook: makes a shard's worker thread die as a bug would. */

@@ -7,8 +7,9 @@
 // different ids run in parallel. The container record outlives the task:
 // after an exit the plugin stays listed as stopped (exit status in its
 // labels) until remove(), unless it was created with autoRemove. This class
-// is the queued facade; the work is done in create.ts, exit.ts, stop.ts,
-// restore.ts, sweep.ts and cleanup.ts, on a shared ExecutorContext.
+// is the queued facade; the work is done in create.ts, docker-plugin.ts,
+// exit.ts, stop.ts, restore.ts, sweep.ts and cleanup.ts, on a shared
+// ExecutorContext.
 import {
   ErrorCode,
   packRuncOptions,
@@ -17,17 +18,15 @@ import {
   type Container,
   type ContainerdClient,
   type ContainerdEvent,
-  type Mount,
   type RuncOptions,
   silentLogger,
   type Logger,
 } from '../containerd/index.js';
 import { pluginPaths } from '../common/paths.js';
-import { join } from 'node:path';
 import { prepareImageRootfs, removeImageRootfs } from '../images/rootfs.js';
-import { initSpec, loadBundle, pluginPrivileges } from './bundle.js';
-import { parsePluginConfig, type PluginConfig } from './plugin-config.js';
-import { runtimeDir, propagatedDir } from './bundle-dirs.js';
+import { loadBundle } from './bundle.js';
+import { bundleSpec, untilReady, type BundleDirRun, type BundleRun, type ImageRun } from './docker-plugin.js';
+import { parsePluginConfig } from './plugin-config.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
 import { createPlugin, refuseTaken, type CreateHow } from './create.js';
@@ -39,14 +38,15 @@ import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { ErrnoClass, FdHooks } from './log-file.js';
 import { merge, readLog, type LogChunk } from './log-reader.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
-import { waitReady } from './ready.js';
 import { restore, restoreAll } from './restore.js';
-import { DEFAULT_READY_TIMEOUT_MS, normalizeSettings, settingsOf, type BundleSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
+import { normalizeSettings, settingsOf, type PluginSettings, type PluginSettingsInput } from './settings.js';
 import type { OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
 import { cancelLateChecks } from './sweep.js';
 import { checkStopTimeout, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
+
+export type { BundleDirRun, BundleRun, ImageRun };
 
 export interface ExecutorOptions {
   client: ContainerdClient;
@@ -84,25 +84,6 @@ export interface CreateOptions {
   replace?: boolean;
 }
 
-/** A Docker plugin to run: its config, its rootfs, and what `run` adds. */
-export interface BundleRun {
-  config: PluginConfig;
-  /** A bundle's rootfs dir, or the mounts of a snapshot (a pulled image), handed to Tasks.Create. */
-  rootfs: string | Mount[];
-  /** After `--`: replace the config's Args.Value. */
-  args?: string[];
-  /** `K=V`, over the config's Env defaults. */
-  env?: string[];
-  /** Default DEFAULT_READY_TIMEOUT_MS. */
-  readyTimeoutMs?: number;
-}
-
-/** What `run --image REF` gives: the image must be pulled already. */
-export type ImageRun = Omit<BundleRun, 'config' | 'rootfs'> & { image: string };
-
-/** What `run --bundle DIR` gives, before the bundle is read. */
-export type BundleDirRun = Omit<BundleRun, 'config' | 'rootfs'> & { dir: string };
-
 export interface LogsOptions {
   stream?: StreamName;
   /** Only the last this many bytes of each stream. */
@@ -112,10 +93,6 @@ export interface LogsOptions {
 }
 
 const REAP_CONCURRENCY = 4;
-/** A plugin that never got ready is asked to stop this long before SIGKILL. */
-const NOT_READY_STOP_GRACE_MS = 2_000;
-/** How much of a plugin's stderr a failed ready wait quotes. */
-const STDERR_TAIL_LINES = 10;
 
 const DEFAULT_RUNTIME = 'io.containerd.runc.v2';
 // How long close() lets copy loops reach EOF before it closes them.
@@ -216,32 +193,15 @@ export class Executor {
    */
   async createBundle(id: string, run: BundleRun, input: PluginSettingsInput = {}, options: CreateOptions = {}): Promise<{ pid: number }> {
     validateId(id);
-    let spec: OciSpec;
-    let bundle: BundleSettings;
+    let made: ReturnType<typeof bundleSpec>;
     try {
-      const { config } = run;
-      spec = initSpec(config, {
-        ...(typeof run.rootfs === 'string' ? { rootfs: run.rootfs } : { rootfsMounts: run.rootfs }),
-        runtimeDir: runtimeDir(this.#ctx, id),
-        propagatedRoot: propagatedDir(this.#ctx, id),
-        args: run.args ?? [],
-        env: run.env ?? [],
-        id,
-        namespace: this.#ctx.client.namespace,
-      });
-      bundle = {
-        socket: config.Interface.Socket,
-        types: config.Interface.Types,
-        propagatedMount: config.PropagatedMount,
-        readyTimeoutMs: run.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-        privileges: pluginPrivileges(config),
-      };
+      made = bundleSpec(this.#ctx, id, run);
     } catch (err) {
       throw forPlugin(id, err);
     }
     const how: CreateHow = { replace: options.replace ?? false, keepLogs: false };
     if (typeof run.rootfs !== 'string') how.rootfsMounts = run.rootfs;
-    return this.#create(id, spec, { ...input, bundle }, how);
+    return this.#create(id, made.spec, { ...input, bundle: made.bundle }, how);
   }
 
   /** createBundle() from a bundle dir (config.json and rootfs/), read and checked first. */
@@ -301,54 +261,8 @@ export class Executor {
     }
     const { pid, plugin } = await this.#ctx.queue.run(id, () => createPlugin(this.#ctx, id, settings, packed, how));
     // Outside the queue: the exit it races is handled there.
-    if (settings.bundle) await this.#untilReady(plugin, settings.bundle);
+    if (settings.bundle) await untilReady(this.#ctx, plugin, settings.bundle);
     return { pid };
-  }
-
-  /** Waits for a Docker plugin's socket; one that does not answer in time is stopped, and the caller told why. */
-  async #untilReady(p: Plugin, b: BundleSettings): Promise<void> {
-    const { id } = p;
-    const socket = join(runtimeDir(this.#ctx, id), b.socket);
-    const r = await waitReady(p, socket, b.readyTimeoutMs);
-    if (r.ready) return;
-    const seconds = `${b.readyTimeoutMs / 1000} s`;
-    if (r.why === 'timeout') {
-      this.#log.warn({ plugin: id, socket, err: r.lastError }, 'plugin not ready in time; stopping it');
-      await stopPlugin(this.#ctx, p, NOT_READY_STOP_GRACE_MS).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'stopping a plugin that was not ready failed'));
-    }
-    const exit = await p.exited;
-    // Reaped: its output is all in the log files.
-    await this.settled(id);
-    const tail = await this.#stderrTail(id);
-    const logs = p.settings.autoRemove ? '(--rm: its logs are gone)' : `its output: plugind logs ${id}`;
-    const quoted = tail.length > 0 ? `; its stderr ends:\n${tail.map((l) => `  ${l}`).join('\n')}` : '; it wrote nothing on stderr';
-    if (r.why === 'timeout') {
-      const how = r.lastError?.code ? ` (last try: ${r.lastError.code})` : '';
-      throw new PluginError(
-        ErrorCode.DeadlineExceeded,
-        `plugin ${id}: not ready: socket ${socket} accepted no connection within ${seconds}${how}; the plugin was stopped, ${logs}${quoted}`,
-        { plugin: id },
-      );
-    }
-    throw new PluginError(
-      ErrorCode.FailedPrecondition,
-      `plugin ${id}: exited (status ${exit.exitStatus}) before socket ${socket} accepted a connection; ${logs}${quoted}`,
-      { plugin: id },
-    );
-  }
-
-  /** The last lines the plugin wrote on stderr, from its log files. */
-  async #stderrTail(id: string): Promise<string[]> {
-    let text = '';
-    try {
-      for await (const data of readLog(logDir(this.#ctx, id), 'stderr', { tail: 4096 })) text += data.toString('utf8');
-    } catch {
-      return [];
-    }
-    const lines = text.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '');
-    // The first line of a tail may be cut in the middle: drop it when more follow.
-    if (text.length >= 4096 && lines.length > 1) lines.shift();
-    return lines.slice(-STDERR_TAIL_LINES);
   }
 
   /**
