@@ -161,11 +161,11 @@ const handlers: Omit<Handlers, 'init'> = {
     ...(await executor.createFromImage(req.id, req.image, req.settings, { replace: req.replace })),
     startedAtMs: nowMs(),
   }),
-  recreate: (req, { executor }) => executor.recreate(req.id),
+  restart: async (req, { executor }) => ({ ...(await executor.restart(req.id, req.restartCount)), startedAtMs: nowMs() }),
   status: (req, { executor }) => executor.status(req.id),
   list: (_req, { executor }) => executor.list(),
-  signal: async (req, { executor }) => ({ delivered: await executor.signal(req.id, req.signal) }),
-  stop: (req, { executor }) => executor.stop(req.id, req.timeoutMs),
+  signal: async (req, { executor }) => ({ delivered: await executor.signal(req.id, req.signal, { byUser: true }) }),
+  stop: (req, { executor }) => executor.stop(req.id, req.timeoutMs, { byUser: true }),
   remove: async (req, { executor }) => {
     await executor.remove(req.id, { force: req.force });
     return null;

@@ -35,6 +35,12 @@ export interface Plugin {
   runtimeBinary: string;
   /** The image it runs from (run --image), as pulled; '' for other plugins. */
   image: string;
+  /** Restarts by its policy since the user's last run. */
+  restartCount: number;
+  /** While a restart by its policy is pending: when it is due. */
+  nextRestartAt?: Date;
+  /** Its last exit was an OOM kill. */
+  oomKilled: boolean;
   /** A Docker plugin's (run from a bundle or an image); absent for other plugins. */
   bundle?: PluginBundleInfo;
 }
@@ -57,6 +63,8 @@ export interface ExitEvent {
   exitedAt: Date | undefined;
   /** containerd's event timestamp in ms (sub-ms precision), when an event reported it. */
   eventTimestampMs?: number;
+  /** The kernel's OOM killer ended it. */
+  oomKilled?: boolean;
 }
 
 export interface RunOptions {
@@ -122,8 +130,9 @@ function date(t: Timestamp | null | undefined): Date | undefined {
   return ms === undefined ? undefined : new Date(Math.floor(ms));
 }
 
-interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus' | 'bundle'> {
+interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus' | 'bundle' | 'nextRestartAt'> {
   createdAt: Timestamp | null;
+  nextRestartAt: Timestamp | null;
   socket: string;
   interface: PluginBundleInfo['interface'] | null;
   propagatedMount: string;
@@ -145,7 +154,11 @@ function plugin(p: WirePlugin): Plugin {
     autoRemove: p.autoRemove,
     runtimeBinary: p.runtimeBinary,
     image: p.image ?? '',
+    restartCount: p.restartCount ?? 0,
+    oomKilled: p.oomKilled ?? false,
   };
+  const next = date(p.nextRestartAt);
+  if (next) out.nextRestartAt = next;
   if (p.socket) {
     out.bundle = {
       socket: p.socket,
@@ -331,10 +344,11 @@ export class PluginsClient {
     return this.#stream(
       'Events',
       {},
-      (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null }) => {
+      (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null; oomKilled: boolean }) => {
         const e: ExitEvent = { id: m.id, pid: m.pid, exitStatus: m.exitStatus, exitedAt: date(m.exitedAt) };
         const eventMs = timestampMs(m.eventTimestamp);
         if (eventMs !== undefined) e.eventTimestampMs = eventMs;
+        if (m.oomKilled) e.oomKilled = true;
         return e;
       },
       (m: { subscribed: boolean }) => m.subscribed,

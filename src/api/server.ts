@@ -70,6 +70,9 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
     autoRemove: p.settings.autoRemove,
     runtimeBinary: p.settings.runtimeBinary,
     image: p.settings.image?.ref ?? '',
+    restartCount: p.restartCount,
+    nextRestartAt: ts(p.nextRestartAt),
+    oomKilled: p.oomKilled,
     ...(p.bundle
       ? {
           socket: p.bundle.socket,
@@ -85,6 +88,7 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
 function exitMessage(e: PluginExit): Record<string, unknown> {
   const m: Record<string, unknown> = { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
   if (e.eventTimestampMs !== undefined) m.eventTimestamp = toTimestamp(e.eventTimestampMs);
+  if (e.oomKilled) m.oomKilled = true;
   return m;
 }
 

@@ -34,7 +34,10 @@ function pluginJson(p: Plugin): Record<string, unknown> {
     o.exitStatus = p.exitStatus;
     o.exitedAt = p.exitedAt?.toISOString() ?? null;
   }
+  if (p.oomKilled) o.oomKilled = true;
   o.restart = p.restart;
+  o.restartCount = p.restartCount;
+  if (p.nextRestartAt) o.nextRestartAt = p.nextRestartAt.toISOString();
   o.autoRemove = p.autoRemove;
   o.runtimeBinary = p.runtimeBinary;
   if (p.image) o.image = p.image;
@@ -156,7 +159,7 @@ program
   .option('--init', 'run a static init (tini) as PID 1: SIGTERM reaches CMD, orphans are reaped')
   .option('--no-init', 'no init, whatever serve --init says')
   .option('--runtime-binary <name|path>', "OCI runtime run by runc's shim for this plugin (default: serve --runtime-binary)", runtimeBinary)
-  .option('--restart <policy>', 'no | on-failure[:N]', 'no')
+  .option('--restart <policy>', "no | on-failure[:N] | always | unless-stopped (docker's; backoff 100 ms doubling to 1 min, reset after a 10 s run)", 'no')
   .option('--log-mode <mode>', 'blocking (lossless) | non-blocking (drops, counted)')
   .option('--log-max-size <bytes>', 'rotate plugin log files at this size', int('--log-max-size', 1, MAX_LOG_SIZE))
   .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, MAX_LOG_FILES))
@@ -315,7 +318,8 @@ program
     });
     for await (const e of c.events()) {
       const at = e.exitedAt?.toISOString() ?? null;
-      out(o.json ? JSON.stringify({ id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: at }) + '\n' : `${at} ${e.id} exited ${e.exitStatus} (pid ${e.pid})\n`);
+      const oom = e.oomKilled ? { oomKilled: true } : {};
+      out(o.json ? JSON.stringify({ id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: at, ...oom }) + '\n' : `${at} ${e.id} exited ${e.exitStatus} (pid ${e.pid})${e.oomKilled ? ' oom-killed' : ''}\n`);
     }
   });
 

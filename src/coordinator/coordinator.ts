@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
 import {
+  isStopSignal,
+  parseSignal,
   validateId,
   type BundleDirRun,
   type ImageRun,
@@ -40,12 +42,14 @@ export interface CoordinatorOptions {
   logger?: Logger;
   /** Enables crashWorker() (tests). */
   testHooks?: boolean;
-  /** Restart-policy backoff, doubling from initialMs to maxMs. Default 200 / 10 000 ms. */
+  /** Restart-policy backoff, doubling from initialMs to maxMs. Default 100 ms / 1 min, reset after a 10 s run. */
   restartBackoff?: RestartBackoff;
 }
 
 export interface PluginInfo extends PluginStatus {
   shard: number;
+  /** When its restart policy runs it next, while a restart is pending. */
+  nextRestartAt?: Date;
 }
 
 export interface CoordinatorEvents {
@@ -70,8 +74,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   readonly #running = new Map<string, number>();
   /**
-   * Ids whose run has not answered yet. A Docker plugin's run waits for its
-   * socket: an exit meanwhile fails the run, and is no failure for the
+   * Docker plugins whose run has not answered yet: the run waits for the
+   * socket, an exit meanwhile fails the run, and is no failure for the
    * restart policy to act on.
    */
   readonly #runsPending = new Map<string, number>();
@@ -172,7 +176,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async start(): Promise<RestoreCounts> {
     await this.#loop.start();
     const counts = await Promise.all(this.shards.map((s) => s.init()));
-    await Promise.all(this.shards.map((s) => this.#learn(s)));
+    const found = (await Promise.all(this.shards.map((s) => this.#learn(s)))).flat();
+    // As docker's daemon does at its start: plugins found stopped are run
+    // by an `always` or `unless-stopped` policy (and an `on-failure` one
+    // whose exit failed) as if they had just exited.
+    for (const p of found) {
+      if (p.state === 'stopped') this.#maybeRestart({ id: p.id, exitStatus: p.exitStatus ?? 0, exitedAt: p.exitedAt ?? new Date() }, true);
+    }
     this.#ready = true;
     return counts.reduce((a, c) => ({ running: a.running + c.running, stopped: a.stopped + c.stopped, exited: a.exited + c.exited }), {
       running: 0,
@@ -189,16 +199,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return this.shards[this.shardOf(id)] as Shard;
   }
 
-  /** What a shard's restore found: the tasks that run, and every plugin's restart policy. */
-  async #learn(shard: Shard): Promise<void> {
+  /** What a shard's restore found: the tasks that run, and every plugin's restart policy; returns the plugins. */
+  async #learn(shard: Shard): Promise<PluginStatus[]> {
     const plugins = await shard.request({ kind: 'list' }).catch((err: Error) => {
       this.#log.warn({ shard: shard.index, err }, 'shard plugins not listed; their exits are told by the shard');
       return [];
     });
     for (const p of plugins) {
-      this.#restarts.restored(p.id, p.settings.restart);
+      this.#restarts.learned(p.id, p.settings.restart, p);
       if (p.state === 'running' || p.state === 'paused') this.#started(p.id, p.pid);
     }
+    return plugins;
   }
 
   /** An exit a shard found itself (a stop's Wait, a restore, an event not told here). */
@@ -224,30 +235,43 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#maybeRestart(exit);
   }
 
-  #maybeRestart(exit: PluginExit): void {
+  /** The restart policy's say on an exit (atStart: a plugin found stopped by start()). */
+  #maybeRestart(exit: Pick<PluginExit, 'id' | 'exitStatus' | 'exitedAt'>, atStart = false): void {
     const id = exit.id;
     if (this.#closing || this.#runsPending.has(id)) return;
-    const next = this.#restarts.afterExit(id, exit.exitStatus);
+    const next = this.#restarts.decide(id, exit.exitStatus, exit.exitedAt.getTime(), atStart);
     if (!next.restart) {
-      if (next.exhausted) this.#log.warn({ plugin: id, restarts: next.attempts }, 'restart policy exhausted');
+      if (next.exhausted) this.#log.warn({ plugin: id, restarts: next.count }, 'restart policy exhausted; the plugin stays stopped');
       return;
     }
-    this.#log.info({ plugin: id, exitStatus: exit.exitStatus, attempt: next.attempt, delayMs: next.delayMs }, 'restarting plugin (on-failure)');
-    void sleep(next.delayMs).then(async () => {
-      if (this.#closing || !this.#restarts.due(id, next.attempt)) return;
-      this.#told.delete(id);
-      this.metrics.pluginRestarts.inc({ plugin: id });
-      try {
-        const { pid } = await this.#shard(id).request({ kind: 'recreate', id });
-        this.#started(id, pid);
-      } catch (err) {
-        this.#log.error({ plugin: id, err }, 'restart failed');
-      }
-    });
+    this.#log.info({ plugin: id, exitStatus: exit.exitStatus, restartCount: next.count, delayMs: next.delayMs }, atStart ? 'restarting plugin found stopped' : 'restarting plugin');
+    this.#restarts.schedule(id, next.delayMs, () => void this.#restartNow(id, next.count));
+  }
+
+  /** Runs the plugin again by its policy; a failed restart is a failed run for the policy to judge, once. */
+  async #restartNow(id: string, restartCount: number): Promise<void> {
+    if (this.#closing) return;
+    this.#told.delete(id);
+    this.metrics.pluginRestarts.inc({ plugin: id });
+    try {
+      const { pid, startedAtMs } = await this.#shard(id).request({ kind: 'restart', id, restartCount });
+      this.#started(id, pid);
+      this.#restarts.started(id, startedAtMs);
+    } catch (err) {
+      // Gone, or run by the user meanwhile: the policy has nothing left to do.
+      if (isErrorCode(err, ErrorCode.NotFound) || isErrorCode(err, ErrorCode.AlreadyExists)) return;
+      this.#log.error({ plugin: id, err }, 'restart failed');
+      // A failed run for the policy to judge; if the run's exit was told
+      // (a Docker plugin stopped for not getting ready), its restart is pending already.
+      this.#maybeRestart({ id, exitStatus: 1, exitedAt: new Date() });
+    }
   }
 
   #info(status: PluginStatus): PluginInfo {
-    return { ...status, shard: this.shardOf(status.id) };
+    const info: PluginInfo = { ...status, shard: this.shardOf(status.id), restartCount: this.#restarts.count(status.id) ?? status.restartCount };
+    const next = this.#restarts.nextAtMs(status.id);
+    if (next !== undefined) info.nextRestartAt = new Date(next);
+    return info;
   }
 
   async run(id: string, spec: OciSpec, settings: PluginSettingsInput = {}, options: { replace?: boolean } = {}): Promise<{ pid: number; shard: number }> {
@@ -275,7 +299,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.#restarts.ran(id, settings.restart ?? 'no');
     this.#told.delete(id);
     const shard = this.#shard(id);
-    this.#runsPending.set(id, (this.#runsPending.get(id) ?? 0) + 1);
+    if (waitsReady) this.#runsPending.set(id, (this.#runsPending.get(id) ?? 0) + 1);
     let reply: { pid: number; startedAtMs: number };
     try {
       reply = await create(shard);
@@ -284,9 +308,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       if (waitsReady && (isErrorCode(err, ErrorCode.DeadlineExceeded) || isErrorCode(err, ErrorCode.FailedPrecondition))) this.#restarts.stoppedByUser(id);
       throw err;
     } finally {
-      const n = (this.#runsPending.get(id) ?? 1) - 1;
-      if (n > 0) this.#runsPending.set(id, n);
-      else this.#runsPending.delete(id);
+      if (waitsReady) {
+        const n = (this.#runsPending.get(id) ?? 1) - 1;
+        if (n > 0) this.#runsPending.set(id, n);
+        else this.#runsPending.delete(id);
+      }
     }
     this.#started(id, reply.pid);
     this.metrics.createDuration.observe(Math.max(0, reply.startedAtMs - receivedAtMs) / 1000);
@@ -303,8 +329,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return lists.flat().map((p) => this.#info(p)).sort((a, b) => a.id.localeCompare(b.id));
   }
 
+  /** A stop signal (KILL, TERM, INT) is the user's stop: a pending restart is cancelled, and the exit it causes is not restarted. */
   async signal(id: string, signal: string | number): Promise<boolean> {
     validateId(id);
+    if (isStopSignal(parseSignal(signal))) this.#restarts.stoppedByUser(id);
     return (await this.#shard(id).request({ kind: 'signal', id, signal })).delivered;
   }
 
@@ -357,6 +385,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       await this.#loop.close();
       await Promise.all(this.shards.map((s) => s.close(false)));
     }
+    this.#restarts.close();
     this.#client.close();
     this.#told.close();
     this.#ready = false;

@@ -35,7 +35,8 @@ export type PluginRequest =
   | { kind: 'create-bundle'; id: string; bundle: BundleDirRun; settings: PluginSettingsInput; replace: boolean }
   /** A Docker plugin from a pulled image: its snapshot prepared, run, and its socket waited for on the shard. */
   | { kind: 'create-image'; id: string; image: ImageRun; settings: PluginSettingsInput; replace: boolean }
-  | { kind: 'recreate'; id: string }
+  /** A stopped plugin run again by its restart policy, as its restartCount-th restart. */
+  | { kind: 'restart'; id: string; restartCount: number }
   | { kind: 'status'; id: string }
   | { kind: 'list' }
   | { kind: 'signal'; id: string; signal: string | number }
@@ -72,7 +73,7 @@ export interface ShardReplies {
   create: { pid: number; startedAtMs: number };
   'create-bundle': { pid: number; startedAtMs: number };
   'create-image': { pid: number; startedAtMs: number };
-  recreate: { pid: number };
+  restart: { pid: number; startedAtMs: number };
   status: PluginStatus;
   list: PluginStatus[];
   signal: { delivered: boolean };

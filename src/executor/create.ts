@@ -3,13 +3,13 @@
 // of everything made when any step fails.
 import { rm } from 'node:fs/promises';
 import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Mount, type Process } from '../containerd/index.js';
-import { prepareBundleDirs } from './bundle-dirs.js';
-import { removeEverything } from './cleanup.js';
+import { cleanBundleAtExit, prepareBundleDirs } from './bundle-dirs.js';
+import { forceDeleteTask, removeEverything } from './cleanup.js';
 import { dropFifos, logDir, type ExecutorContext } from './context.js';
 import { PluginError, forPlugin } from './errors.js';
 import { setName, type FifoSet } from './fifo.js';
 import { newPlugin, type Plugin } from './plugin.js';
-import { settingsToLabels, type PluginSettings } from './settings.js';
+import { restartToLabels, settingsToLabels, type PluginSettings } from './settings.js';
 import { PluginIO } from './stdio.js';
 
 export interface CreateHow {
@@ -54,15 +54,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
   if (known) await replaceStale(ctx, id, keepLogs, image !== undefined);
   // FIFOs and log files are readied while containerd creates the
   // container: they do not depend on each other.
-  const prepare = async (): Promise<{ fifos: FifoSet; io: PluginIO }> => {
-    const fifos = await ctx.fifos.take(setName(id));
-    try {
-      return { fifos, io: await PluginIO.open(fifos, logDir(ctx, id), ctx.stdioOptions(id, settings)) };
-    } catch (err) {
-      await dropFifos(ctx, fifos);
-      throw err;
-    }
-  };
+  const prepare = (): Promise<{ fifos: FifoSet; io: PluginIO }> => prepareIO(ctx, id, settings);
   let prepared = prepare();
   prepared.catch(() => {});
   let created: Container;
@@ -111,6 +103,57 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
       fifos = p?.fifos;
     }
     await removeEverything(ctx, id, io, fifos, false, image?.snapshotter);
+    throw forPlugin(id, err);
+  }
+}
+
+/** A FIFO set from the pool and the copy loops reading it into the id's logs. */
+async function prepareIO(ctx: ExecutorContext, id: string, settings: PluginSettings): Promise<{ fifos: FifoSet; io: PluginIO }> {
+  const fifos = await ctx.fifos.take(setName(id));
+  try {
+    return { fifos, io: await PluginIO.open(fifos, logDir(ctx, id), ctx.stdioOptions(id, settings)) };
+  } catch (err) {
+    await dropFifos(ctx, fifos);
+    throw err;
+  }
+}
+
+/**
+ * Runs a stopped, reaped plugin again on its own container record, as its
+ * restart policy does: a new task (2 RPCs), its output appended to the same
+ * logs, then the record's labels say it runs again with this restart count.
+ * The stopped plugin stays listed until the new task runs; if that fails it
+ * stays stopped, as it was, and nothing made for the new task is left.
+ */
+export async function restartPlugin(ctx: ExecutorContext, id: string, restartCount: number): Promise<{ pid: number; plugin: Plugin }> {
+  const old = ctx.plugins.get(id);
+  if (!old) throw new PluginError(ErrorCode.NotFound, `plugin ${id} not found`, { plugin: id });
+  // Run again by the user meanwhile: nothing for the policy to do.
+  if (old.state !== 'stopped') throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${old.pid})`, { plugin: id });
+  if (!old.reaped) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id}: its exit is not reaped yet`, { plugin: id });
+  const { settings } = old;
+  const { fifos, io } = await prepareIO(ctx, id, settings);
+  let created = false;
+  try {
+    if (settings.bundle) await prepareBundleDirs(ctx, id, settings.bundle.propagatedMount !== '');
+    const rootfs = settings.image ? await ctx.client.snapshots.mounts(settings.image.snapshotter, id) : undefined;
+    const pid = await ctx.client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr, ...(rootfs ? { rootfs } : {}) });
+    created = true;
+    const plugin = newPlugin(id, { state: 'created', pid, createdAt: old.createdAt, settings, io, restartCount });
+    ctx.plugins.set(id, plugin);
+    await ctx.client.tasks.start(id);
+    plugin.state = 'running';
+    // After the start: a record saying "no exit" must never describe a task that did not run.
+    await ctx.client.containers.setLabels(id, restartToLabels(restartCount)).catch((err: Error) =>
+      ctx.log.warn({ plugin: id, err }, 'restart count not recorded on the container'),
+    );
+    return { pid, plugin };
+  } catch (err) {
+    if (ctx.plugins.get(id) !== old) ctx.plugins.set(id, old);
+    io.destroy();
+    if (created) await forceDeleteTask(ctx, id).catch((e: Error) => ctx.log.warn({ plugin: id, err: e }, 'task of a failed restart not deleted'));
+    await dropFifos(ctx, fifos);
+    if (settings.bundle) await cleanBundleAtExit(ctx, id);
     throw forPlugin(id, err);
   }
 }

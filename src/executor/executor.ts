@@ -13,9 +13,7 @@
 import {
   ErrorCode,
   packRuncOptions,
-  unpackSpec,
   type Any,
-  type Container,
   type ContainerdClient,
   type ContainerdEvent,
   type RuncOptions,
@@ -29,7 +27,7 @@ import { bundleSpec, untilReady, type BundleDirRun, type BundleRun, type ImageRu
 import { parsePluginConfig } from './plugin-config.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
-import { createPlugin, refuseTaken, type CreateHow } from './create.js';
+import { createPlugin, refuseTaken, restartPlugin, type CreateHow } from './create.js';
 import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
 import { handleExit } from './exit.js';
 import { FifoPool } from './fifo.js';
@@ -39,12 +37,12 @@ import type { ErrnoClass, FdHooks } from './log-file.js';
 import { merge, readLog, type LogChunk } from './log-reader.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { restore, restoreAll } from './restore.js';
-import { normalizeSettings, settingsOf, type PluginSettings, type PluginSettingsInput } from './settings.js';
+import { LABEL, normalizeSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
 import type { OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
 import { cancelLateChecks } from './sweep.js';
-import { checkStopTimeout, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
+import { checkStopTimeout, isStopSignal, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 
 export type { BundleDirRun, BundleRun, ImageRun };
 
@@ -266,21 +264,15 @@ export class Executor {
   }
 
   /**
-   * Runs a stopped plugin again from its own container record (spec and
-   * settings as stored in containerd): what a restart policy does.
+   * Runs a stopped plugin again on its own container record (see
+   * restartPlugin): what a restart policy does. A Docker plugin is waited
+   * for as at its run.
    */
-  async recreate(id: string): Promise<{ pid: number }> {
-    const p = this.#get(id);
-    if (p.state !== 'stopped') throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is not stopped`, { plugin: id });
-    let container: Container;
-    try {
-      container = await this.#ctx.client.containers.get(id);
-    } catch (err) {
-      throw forPlugin(id, err);
-    }
-    if (!container.spec) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} has no spec to run again`, { plugin: id });
-    // Its logs carry on across runs, as a restarted container's do.
-    return this.#create(id, unpackSpec(container.spec) as OciSpec, settingsOf(container), { replace: true, keepLogs: true });
+  async restart(id: string, restartCount: number): Promise<{ pid: number }> {
+    validateId(id);
+    const { pid, plugin } = await this.#ctx.queue.run(id, () => restartPlugin(this.#ctx, id, restartCount));
+    if (plugin.settings.bundle) await untilReady(this.#ctx, plugin, plugin.settings.bundle);
+    return { pid };
   }
 
   /** Re-attaches to one plugin from containerd's records (see restoreAll). */
@@ -313,16 +305,34 @@ export class Executor {
     );
   }
 
-  /** Sends a signal; false when the process had already exited. */
-  async signal(id: string, signal: number | string, options: { all?: boolean } = {}): Promise<boolean> {
+  /**
+   * Sends a signal; false when the process had already exited. With byUser,
+   * SIGKILL, SIGTERM and SIGINT count as the user's stop (recorded with the
+   * exit they cause: no restart policy acts on it); other signals are
+   * messages to the plugin.
+   */
+  async signal(id: string, signal: number | string, options: { all?: boolean; byUser?: boolean } = {}): Promise<boolean> {
     const n = parseSignal(signal);
-    return signalPlugin(this.#ctx, this.#get(id), n, options.all ?? false);
+    const p = this.#get(id);
+    if (options.byUser && isStopSignal(n) && p.state !== 'stopped') p.stoppedByUser = true;
+    return signalPlugin(this.#ctx, p, n, options.all ?? false);
   }
 
-  /** SIGTERM, then SIGKILL after timeoutMs; resolves once the exit has been told and reaped (see stopPlugin). */
-  async stop(id: string, timeoutMs = 10_000): Promise<PluginExit> {
+  /**
+   * SIGTERM, then SIGKILL after timeoutMs; resolves once the exit has been
+   * told and reaped (see stopPlugin). With byUser the exit is recorded as
+   * the user's stop (so is a stopped plugin's, whose restart was pending).
+   */
+  async stop(id: string, timeoutMs = 10_000, options: { byUser?: boolean } = {}): Promise<PluginExit> {
     checkStopTimeout(timeoutMs);
-    return stopPlugin(this.#ctx, this.#get(id), timeoutMs);
+    const p = this.#get(id);
+    if (options.byUser && !p.stoppedByUser) {
+      p.stoppedByUser = true;
+      if (p.state === 'stopped' && p.reaped && !p.settings.autoRemove) {
+        await this.#ctx.client.containers.setLabels(id, { [LABEL.stoppedByUser]: '1' }).catch((err: Error) => this.#log.warn({ plugin: id, err }, 'user stop not recorded on the container'));
+      }
+    }
+    return stopPlugin(this.#ctx, p, timeoutMs);
   }
 
   /**

@@ -26,6 +26,7 @@ export function handleExit(ctx: ExecutorContext, id: string, e: ExitSeen, eventT
     if (!p || p.state === 'stopped' || (e.pid !== 0 && p.pid !== 0 && p.pid !== e.pid)) return;
     const exit: PluginExit = { id, pid: p.pid || e.pid, exitStatus: e.exitStatus, exitedAt: e.exitedAt };
     if (eventTimestampMs !== undefined) exit.eventTimestampMs = eventTimestampMs;
+    if (p.oomKilled) exit.oomKilled = true;
     const io = p.io;
     p.state = 'stopped';
     p.ready = false;
@@ -59,7 +60,7 @@ export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undef
   const exit = p.exit as PluginExit;
   try {
     if (!p.settings.autoRemove) {
-      await ctx.client.containers.setLabels(id, exitToLabels(exit)).catch((err) => {
+      await ctx.client.containers.setLabels(id, exitToLabels(exit, p.stoppedByUser)).catch((err) => {
         if (!isNotFound(err)) throw err;
       });
     }

@@ -5,7 +5,7 @@ export type { BundleStatus, PluginExit, PluginState, PluginStatus } from './plug
 export { initSpec, loadBundle, pluginPrivileges, type Bundle, type InitSpecOptions } from './bundle.js';
 export { parsePluginConfig, PLUGIN_RUNTIME_DESTINATION, type PluginConfig, type PluginPrivilege } from './plugin-config.js';
 export { dialUnix } from './ready.js';
-export { parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
+export { isStopSignal, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 export { MAX_LOG_FILES, MAX_LOG_SIZE, MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 export { PluginError, ErrorCode, errorCode } from './errors.js';
 export { validateId, MAX_ID_LENGTH } from './ids.js';

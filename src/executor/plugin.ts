@@ -14,10 +14,12 @@ export interface PluginExit {
   exitedAt: Date;
   /** containerd's event timestamp (ms), when an event reported the exit. */
   eventTimestampMs?: number;
+  /** The kernel's OOM killer ended it (its memory limit reached). */
+  oomKilled?: boolean;
 }
 
 /** An exit as learnt, before it is matched to a plugin. */
-export type ExitSeen = Omit<PluginExit, 'id' | 'eventTimestampMs'>;
+export type ExitSeen = Omit<PluginExit, 'id' | 'eventTimestampMs' | 'oomKilled'>;
 
 /** What a Docker plugin shows beyond a plain plugin; host paths are absolute. */
 export interface BundleStatus {
@@ -40,6 +42,12 @@ export interface PluginStatus {
   exitedAt?: Date;
   settings: PluginSettings;
   bundle?: BundleStatus;
+  /** Restarts by the policy since the user's last run. */
+  restartCount: number;
+  /** Its last exit came from a user's stop or kill. */
+  stoppedByUser: boolean;
+  /** Its last exit was an OOM kill. */
+  oomKilled: boolean;
 }
 
 /** Where Docker plugins' runtime and propagated dirs live (see paths.ts). */
@@ -60,19 +68,37 @@ export interface Plugin {
   reaped: boolean;
   /** A Docker plugin's socket accepted a connection during this task's life. */
   ready: boolean;
+  /** Restarts by the policy since the user's last run (kept in its labels). */
+  restartCount: number;
+  /** A user's stop or kill ended (or is ending) the current task. */
+  stoppedByUser: boolean;
+  /** containerd reported an OOM kill in the current task. */
+  oomKilled: boolean;
   /** Resolves when the current task's exit has been told and reaped. */
   exited: Promise<PluginExit>;
   resolveExited: (e: PluginExit) => void;
 }
 
-export function newPlugin(id: string, fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'>): Plugin {
+export function newPlugin(
+  id: string,
+  fields: Pick<Plugin, 'state' | 'pid' | 'createdAt' | 'settings' | 'io'> & Partial<Pick<Plugin, 'restartCount' | 'stoppedByUser'>>,
+): Plugin {
   let resolveExited!: (e: PluginExit) => void;
   const exited = new Promise<PluginExit>((r) => (resolveExited = r));
-  return { id, ...fields, exit: undefined, reaped: false, ready: false, exited, resolveExited };
+  return { restartCount: 0, stoppedByUser: false, ...fields, oomKilled: false, id, exit: undefined, reaped: false, ready: false, exited, resolveExited };
 }
 
 export function toStatus(p: Plugin, roots: BundleRoots): PluginStatus {
-  const s: PluginStatus = { id: p.id, state: p.state, pid: p.pid, createdAt: p.createdAt, settings: p.settings };
+  const s: PluginStatus = {
+    id: p.id,
+    state: p.state,
+    pid: p.pid,
+    createdAt: p.createdAt,
+    settings: p.settings,
+    restartCount: p.restartCount,
+    stoppedByUser: p.stoppedByUser,
+    oomKilled: p.exit?.oomKilled === true,
+  };
   const b = p.settings.bundle;
   if (b) {
     s.bundle = {

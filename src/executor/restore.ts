@@ -10,7 +10,7 @@ import { exitLater, reap } from './exit.js';
 import { validateId } from './ids.js';
 import { newPlugin, toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { decideRestore, type RestoreOutcome } from './restore-decision.js';
-import { MANAGED_FILTER, exitFromLabels, settingsOf, type PluginSettings, type RecordedExit } from './settings.js';
+import { MANAGED_FILTER, exitFromLabels, runRecordOf, settingsOf, type PluginSettings, type RecordedExit } from './settings.js';
 import { dialUnix, waitReady } from './ready.js';
 import { PluginIO } from './stdio.js';
 import { lookAgainLater, removeStrayBundleDirs, removeStrayFifos, removeStrayLogs } from './sweep.js';
@@ -88,7 +88,7 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         // task after this: look again later. The FIFO set such a create
         // took is nobody's: it goes now.
         if (action.track) {
-          ctx.plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined }));
+          ctx.plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined, restartCount: runRecordOf(container.labels).restartCount }));
           for (const set of await ctx.fifos.setsOf(id)) await dropFifos(ctx, set);
         }
         exitLater(ctx, id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
@@ -122,7 +122,7 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         let p = known;
         if (!p || action.fresh) {
           known?.io?.destroy();
-          p = newPlugin(id, { state: 'running', pid: t.pid, createdAt, settings, io: undefined });
+          p = newPlugin(id, { state: 'running', pid: t.pid, createdAt, settings, io: undefined, restartCount: runRecordOf(container.labels).restartCount });
           ctx.plugins.set(id, p);
         }
         p.io ??= await reopen(ctx, id, t, settings);
@@ -168,7 +168,7 @@ async function reopen(ctx: ExecutorContext, id: string, task: Process, settings:
 /** A stopped plugin rebuilt from its container and the exit recorded on it; it replaces any record of the id. */
 function recordedPlugin(ctx: ExecutorContext, container: Container, recorded: RecordedExit): Plugin {
   const { id } = container;
-  const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt: container.createdAt ?? new Date(), settings: settingsOf(container), io: undefined });
+  const p = newPlugin(id, { state: 'stopped', pid: recorded.pid, createdAt: container.createdAt ?? new Date(), settings: settingsOf(container), io: undefined, ...runRecordOf(container.labels) });
   p.exit = { id, ...recorded };
   ctx.plugins.set(id, p);
   return p;

@@ -3,7 +3,7 @@
 // image and snapshotter fields): containerd keeps plugins' state, not plugind.
 import type { Container } from '../containerd/index.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
-import { parseRestartPolicy } from '../common/restart-policy.js';
+import { RESTART_POLICIES, parseRestartPolicy } from '../common/restart-policy.js';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
 import type { PluginPrivilege } from './plugin-config.js';
@@ -21,6 +21,12 @@ export const LABEL = {
   exitStatus: 'io.plugind.exit-status',
   exitedAt: 'io.plugind.exited-at',
   exitPid: 'io.plugind.exit-pid',
+  /** The recorded exit was an OOM kill. */
+  exitOomKilled: 'io.plugind.exit-oom-killed',
+  /** The recorded exit came from a user's stop or kill (`unless-stopped` leaves it stopped). */
+  stoppedByUser: 'io.plugind.stopped-by-user',
+  /** Restarts by the policy since the user's last run. */
+  restartCount: 'io.plugind.restart-count',
   bundleSocket: 'io.plugind.bundle.socket',
   bundleTypes: 'io.plugind.bundle.types',
   bundlePropagatedMount: 'io.plugind.bundle.propagated-mount',
@@ -61,7 +67,7 @@ export const MAX_READY_TIMEOUT_MS = 3_600_000;
 export interface PluginSettings {
   /** Delete container and logs once the exit is reaped (`run --rm`). */
   autoRemove: boolean;
-  /** Restart policy, kept for the service: `no`, `on-failure`, `on-failure:N`. */
+  /** Restart policy, kept for the service: `no`, `on-failure`, `on-failure:N`, `always`, `unless-stopped`. */
   restart: string;
   /** The OCI runtime the runc shim runs (its BinaryName), an absolute path; empty: runc on the shim's PATH. */
   runtimeBinary: string;
@@ -95,7 +101,7 @@ export function normalizeSettings(input: PluginSettingsInput = {}, defaultBinary
   positiveInt('log max files', log.maxFiles, MAX_LOG_FILES);
   positiveInt('log buffer size', log.bufferSize, 1 << 30);
   const restart = input.restart ?? 'no';
-  if (!parseRestartPolicy(restart)) throw invalidArgument(`restart policy ${JSON.stringify(restart)}: want no, on-failure or on-failure:N`);
+  if (!parseRestartPolicy(restart)) throw invalidArgument(`--restart ${JSON.stringify(restart)}: want ${RESTART_POLICIES}`);
   // docker refuses the pair too: a plugin removed at its exit is not there to restart.
   if (input.autoRemove && restart !== 'no') throw invalidArgument(`--rm and --restart ${restart} cannot be combined: a plugin removed at exit cannot be restarted`);
   const out: PluginSettings = { autoRemove: input.autoRemove ?? false, restart, runtimeBinary: input.runtimeBinary ?? defaultBinary, log };
@@ -186,19 +192,48 @@ export interface RecordedExit {
   pid: number;
   exitStatus: number;
   exitedAt: Date;
+  /** The kernel's OOM killer ended it (a /tasks/oom event for its task). */
+  oomKilled?: boolean;
 }
 
-export function exitToLabels(e: RecordedExit): Record<string, string> {
-  return { [LABEL.exitStatus]: String(e.exitStatus), [LABEL.exitedAt]: e.exitedAt.toISOString(), [LABEL.exitPid]: String(e.pid) };
+/** The exit's labels; an empty value removes the label (see Containers.setLabels). */
+export function exitToLabels(e: RecordedExit, stoppedByUser: boolean): Record<string, string> {
+  return {
+    [LABEL.exitStatus]: String(e.exitStatus),
+    [LABEL.exitedAt]: e.exitedAt.toISOString(),
+    [LABEL.exitPid]: String(e.pid),
+    [LABEL.exitOomKilled]: e.oomKilled ? '1' : '',
+    [LABEL.stoppedByUser]: stoppedByUser ? '1' : '',
+  };
+}
+
+/** What a new run by the restart policy records: no exit yet, its count. */
+export function restartToLabels(restartCount: number): Record<string, string> {
+  return {
+    [LABEL.exitStatus]: '',
+    [LABEL.exitedAt]: '',
+    [LABEL.exitPid]: '',
+    [LABEL.exitOomKilled]: '',
+    [LABEL.stoppedByUser]: '',
+    [LABEL.restartCount]: String(restartCount),
+  };
+}
+
+/** The restart count and user stop a container's labels record. */
+export function runRecordOf(labels: Record<string, string>): { restartCount: number; stoppedByUser: boolean } {
+  const n = Number(labels[LABEL.restartCount] ?? 0);
+  return { restartCount: Number.isInteger(n) && n > 0 ? n : 0, stoppedByUser: labels[LABEL.stoppedByUser] === '1' };
 }
 
 export function exitFromLabels(labels: Record<string, string>): RecordedExit | undefined {
   const status = labels[LABEL.exitStatus];
   if (status === undefined) return undefined;
   const at = new Date(labels[LABEL.exitedAt] ?? '');
-  return {
+  const e: RecordedExit = {
     pid: Number(labels[LABEL.exitPid] ?? 0) || 0,
     exitStatus: Number(status) || 0,
     exitedAt: Number.isNaN(at.getTime()) ? new Date(0) : at,
   };
+  if (labels[LABEL.exitOomKilled] === '1') e.oomKilled = true;
+  return e;
 }

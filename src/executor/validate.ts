@@ -22,6 +22,12 @@ export function parseSignal(signal: number | string): number {
   return n;
 }
 
+/** The signals a user sends to end a plugin (docker's stop and kill defaults, and ^C's). */
+export function isStopSignal(n: number): boolean {
+  const { SIGKILL, SIGTERM, SIGINT } = osConstants.signals;
+  return n === SIGKILL || n === SIGTERM || n === SIGINT;
+}
+
 /**
  * Checks what containerd would reject late, or not at all, before anything
  * is created; returns the spec packed for containerd (serialized once).
