@@ -77,7 +77,7 @@ let notices: { port: MessagePort; take: (n: ShardNotice) => void } | undefined;
 function listen(port: MessagePort, done: Promise<unknown>, executor: Executor): void {
   const take = (n: ShardNotice): void =>
     void done.then(
-      () => executor.handleEvent(n.event, { told: n.told }),
+      () => (n.kind === 'oom' ? executor.markOomKilled(n.id) : executor.handleEvent(n.event, { told: n.told })),
       () => {},
     );
   notices = { port, take };
@@ -166,6 +166,7 @@ const handlers: Omit<Handlers, 'init'> = {
   list: (_req, { executor }) => executor.list(),
   signal: async (req, { executor }) => ({ delivered: await executor.signal(req.id, req.signal, { byUser: true }) }),
   stop: (req, { executor }) => executor.stop(req.id, req.timeoutMs, { byUser: true }),
+  update: (req, { executor }) => executor.update(req.id, req.resources),
   remove: async (req, { executor }) => {
     await executor.remove(req.id, { force: req.force });
     return null;

@@ -3,6 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
+import type { Resources } from '../common/resources.js';
+import { date, image, plugin, type ExitEvent, type Image, type Plugin, type PullEvent, type PullOptions, type RunOptions, type WireImage, type WirePlugin } from './client-wire.js';
 import { ServerStream } from './server-stream.js';
 import {
   debugService,
@@ -20,161 +22,7 @@ import {
 } from './wire.js';
 
 export { ServerStream };
-
-export interface Plugin {
-  id: string;
-  state: 'created' | 'running' | 'stopped' | 'paused';
-  pid: number;
-  shard: number;
-  createdAt: Date | undefined;
-  exitStatus?: number;
-  exitedAt?: Date;
-  restart: string;
-  autoRemove: boolean;
-  /** Absolute path of the OCI runtime its shim runs; empty: runc on the shim's PATH. */
-  runtimeBinary: string;
-  /** The image it runs from (run --image), as pulled; '' for other plugins. */
-  image: string;
-  /** Restarts by its policy since the user's last run. */
-  restartCount: number;
-  /** While a restart by its policy is pending: when it is due. */
-  nextRestartAt?: Date;
-  /** Its last exit was an OOM kill. */
-  oomKilled: boolean;
-  /** A Docker plugin's (run from a bundle or an image); absent for other plugins. */
-  bundle?: PluginBundleInfo;
-}
-
-/** What inspect shows of a Docker plugin. */
-export interface PluginBundleInfo {
-  /** Its socket on the host, absolute. */
-  socket: string;
-  interface: { socket: string; types: string[] };
-  /** Host dir behind its PropagatedMount; '' for none. */
-  propagatedMount: string;
-  ready: boolean;
-  privileges: Array<{ name: string; description: string; value: string[] }>;
-}
-
-export interface ExitEvent {
-  id: string;
-  pid: number;
-  exitStatus: number;
-  exitedAt: Date | undefined;
-  /** containerd's event timestamp in ms (sub-ms precision), when an event reported it. */
-  eventTimestampMs?: number;
-  /** The kernel's OOM killer ended it. */
-  oomKilled?: boolean;
-}
-
-export interface RunOptions {
-  rootfs?: string;
-  args?: string[];
-  env?: string[];
-  /** The OCI spec as JSON text. */
-  specJson?: string;
-  autoRemove?: boolean;
-  restart?: string;
-  log?: { mode?: string; maxSize?: number; maxFiles?: number; bufferSize?: number };
-  /** Replace a stopped plugin of this id. */
-  replace?: boolean;
-  /** Run a static init as PID 1; unset: plugind's default (`serve --init`). */
-  init?: boolean;
-  /** The OCI runtime for the runc shim: a name on plugind's PATH or an absolute path; unset: `serve --runtime-binary`. */
-  runtimeBinary?: string;
-  /** A Docker plugin bundle dir (absolute): config.json and rootfs/. args after it replace the config's Args. */
-  bundle?: string;
-  /** A pulled plugin image's reference: a Docker plugin with a snapshot of it as its rootfs. */
-  image?: string;
-  /** How long run waits for a bundle's socket; unset: 10 s. */
-  readyTimeoutSeconds?: number;
-}
-
-/** A plugin image in plugind's store. */
-export interface Image {
-  name: string;
-  digest: string;
-  mediaType: string;
-  size: number;
-  createdAt: Date | undefined;
-  /** Plugins that run from it. */
-  plugins: string[];
-}
-
-/** One message of a pull: progress on a blob, or (last) the image. */
-export interface PullEvent {
-  digest: string;
-  kind: string;
-  status: string;
-  done: number;
-  total: number;
-  image?: Image;
-}
-
-export interface PullOptions {
-  insecureRegistry?: boolean;
-  username?: string;
-  password?: string;
-}
-
-interface WireImage extends Omit<Image, 'createdAt'> {
-  createdAt: Timestamp | null;
-}
-
-function image(i: WireImage): Image {
-  return { name: i.name, digest: i.digest, mediaType: i.mediaType, size: i.size, createdAt: date(i.createdAt), plugins: i.plugins };
-}
-
-function date(t: Timestamp | null | undefined): Date | undefined {
-  const ms = timestampMs(t);
-  return ms === undefined ? undefined : new Date(Math.floor(ms));
-}
-
-interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus' | 'bundle' | 'nextRestartAt'> {
-  createdAt: Timestamp | null;
-  nextRestartAt: Timestamp | null;
-  socket: string;
-  interface: PluginBundleInfo['interface'] | null;
-  propagatedMount: string;
-  ready: boolean;
-  privileges: PluginBundleInfo['privileges'];
-  exited: boolean;
-  exitStatus: number;
-  exitedAt: Timestamp | null;
-}
-
-function plugin(p: WirePlugin): Plugin {
-  const out: Plugin = {
-    id: p.id,
-    state: p.state,
-    pid: p.pid,
-    shard: p.shard,
-    createdAt: date(p.createdAt),
-    restart: p.restart,
-    autoRemove: p.autoRemove,
-    runtimeBinary: p.runtimeBinary,
-    image: p.image ?? '',
-    restartCount: p.restartCount ?? 0,
-    oomKilled: p.oomKilled ?? false,
-  };
-  const next = date(p.nextRestartAt);
-  if (next) out.nextRestartAt = next;
-  if (p.socket) {
-    out.bundle = {
-      socket: p.socket,
-      interface: { socket: p.interface?.socket ?? '', types: p.interface?.types ?? [] },
-      propagatedMount: p.propagatedMount,
-      ready: p.ready,
-      privileges: p.privileges.map((x) => ({ name: x.name, description: x.description, value: x.value })),
-    };
-  }
-  if (p.exited) {
-    out.exitStatus = p.exitStatus;
-    const at = date(p.exitedAt);
-    if (at) out.exitedAt = at;
-  }
-  return out;
-}
+export type { ExitEvent, Image, Plugin, PluginBundleInfo, PullEvent, PullOptions, RunOptions } from './client-wire.js';
 
 type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
@@ -313,6 +161,11 @@ export class PluginsClient {
     const deadline = this.#timeoutMs + wait;
     const res = await this.#unary<{ exitStatus: number; exitedAt: Timestamp | null }>('Stop', req, deadline);
     return { exitStatus: res.exitStatus, exitedAt: date(res.exitedAt) };
+  }
+
+  /** New limits for a plugin (running or stopped); the plugin after. */
+  async update(id: string, resources: Resources): Promise<Plugin> {
+    return plugin(await this.#unary<WirePlugin>('Update', { id, resources }));
   }
 
   async remove(id: string, force = false): Promise<void> {

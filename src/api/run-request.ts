@@ -4,6 +4,7 @@
 // request's fields are the `run` flags, and errors name them as flags.
 import { existsSync } from 'node:fs';
 import { invalidInput as invalid } from '../common/errors.js';
+import { hasResources, pickResources, resourcesProblem, type Resources } from '../common/resources.js';
 import {
   MAX_READY_TIMEOUT_MS,
   MAX_SPEC_BYTES,
@@ -34,6 +35,7 @@ export interface RunRequest {
   bundle: string;
   image: string;
   readyTimeoutSeconds?: number;
+  resources: Resources | null;
 }
 
 /** What a run request asks for: a plugin from a spec (given or made from --rootfs), or a Docker plugin from its bundle. */
@@ -66,6 +68,10 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
   for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: --env ${JSON.stringify(e)} is not K=V`);
   if (req.readyTimeoutSeconds !== undefined && !req.bundle && !req.image) throw invalid(`${what}: --ready-timeout is for Docker plugins (--bundle, --image)`);
   const settings = settingsFromRun(req);
+  if (settings.resources) {
+    const problem = resourcesProblem(settings.resources);
+    if (problem) throw invalid(`${what}: ${problem}`);
+  }
   if (req.bundle || req.image) {
     if (req.bundle && !req.bundle.startsWith('/')) throw invalid(`${what}: --bundle ${req.bundle}: want an absolute path`);
     // A bundle's entrypoint is its own: an init in front would change what the plugin is.
@@ -123,5 +129,7 @@ function settingsFromRun(req: RunRequest): PluginSettingsInput {
     if (req.log.bufferSize) log.bufferSize = req.log.bufferSize;
     settings.log = log;
   }
+  const r = pickResources(req.resources);
+  if (hasResources(r)) settings.resources = r;
   return settings;
 }

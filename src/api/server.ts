@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import type { PluginExit, StreamName } from '../executor/index.js';
 import type { ImageStore, ImageSummary, PullProgress } from '../images/index.js';
+import { operateHandlers } from './operate.js';
 import { specFromRun, type RunDefaults, type RunRequest } from './run-request.js';
 import {
   DEFAULT_INIT_PATH,
@@ -73,6 +74,7 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
     restartCount: p.restartCount,
     nextRestartAt: ts(p.nextRestartAt),
     oomKilled: p.oomKilled,
+    resources: p.settings.resources ?? null,
     ...(p.bundle
       ? {
           socket: p.bundle.socket,
@@ -151,6 +153,7 @@ export class ApiServer {
   #handlers(): grpc.UntypedServiceImplementation {
     const co = this.#o.coordinator;
     return {
+      ...operateHandlers(co, (fn) => this.#unary(fn), pluginMessage),
       Run: this.#unary(async (req: RunRequest) => {
         const plan = specFromRun(req, this.#o.namespace, this.#o.runDefaults);
         const options = { replace: req.replace };

@@ -27,6 +27,7 @@ import {
   withClient,
 } from './common.js';
 import { addImageVerbs } from './images.js';
+import { addOperateVerbs, addResourceOptions, resourcesFromFlags } from './operate.js';
 
 function pluginJson(p: Plugin): Record<string, unknown> {
   const o: Record<string, unknown> = { id: p.id, state: p.state, pid: p.pid, shard: p.shard, createdAt: p.createdAt?.toISOString() ?? null };
@@ -41,6 +42,7 @@ function pluginJson(p: Plugin): Record<string, unknown> {
   o.autoRemove = p.autoRemove;
   o.runtimeBinary = p.runtimeBinary;
   if (p.image) o.image = p.image;
+  if (p.resources) o.resources = p.resources;
   // Docker plugins only: other plugins keep the shape they had.
   if (p.bundle) {
     o.socket = p.bundle.socket;
@@ -145,7 +147,7 @@ program
     await service.start();
   });
 
-program
+addResourceOptions(program
   .command('run <id> [command...]')
   .description('create and start a plugin: --rootfs DIR -- CMD ARG..., --spec FILE, or a Docker plugin: --bundle DIR | --image REF [-- ARG...]')
   .option('--rootfs <dir>', 'root filesystem directory')
@@ -165,7 +167,7 @@ program
   .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, MAX_LOG_FILES))
   .option('--json', 'print {"id","pid","shard"}')
   .addOption(addressOption())
-  .addHelpText('after', BUNDLE_HELP)
+  .addHelpText('after', BUNDLE_HELP))
   .action(async (id: string, command: string[], o: Record<string, unknown>) => {
     if (o.rootfs && o.spec) throw new InvalidArgumentError('give --rootfs or --spec, not both');
     if (o.bundle && (o.rootfs || o.spec)) throw new InvalidArgumentError(`plugin ${id}: give --bundle alone, not with --${o.rootfs ? 'rootfs' : 'spec'}`);
@@ -200,6 +202,7 @@ program
         ...(o.bundle ? { bundle: resolve(o.bundle as string) } : {}),
         ...(o.image ? { image: o.image as string } : {}),
         ...(o.readyTimeout !== undefined ? { readyTimeoutSeconds: o.readyTimeout as number } : {}),
+        resources: resourcesFromFlags(o),
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
     });
@@ -324,6 +327,7 @@ program
   });
 
 addImageVerbs(program);
+addOperateVerbs(program);
 
 for (const cmd of program.commands) if (cmd.name() !== 'serve') addTlsOptions(cmd);
 

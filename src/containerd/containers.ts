@@ -93,6 +93,22 @@ export class Containers {
     return fromWire(res.container);
   }
 
+  /**
+   * Replaces the container's OCI spec and nothing else (update mask
+   * `spec`). A running task keeps the spec it was created with; the next
+   * task gets this one.
+   */
+  async setSpec(id: string, spec: Any, options?: CallOptions): Promise<Container> {
+    const res = await this.#conn.unary<{ container: WireContainer }>(
+      SERVICE,
+      'Update',
+      { container: { id, spec }, updateMask: { paths: ['spec'] } },
+      `update container ${id} spec`,
+      options,
+    );
+    return fromWire(res.container);
+  }
+
   async delete(id: string, options?: CallOptions): Promise<void> {
     await this.#conn.unary(SERVICE, 'Delete', { id }, `delete container ${id}`, options);
   }

@@ -90,9 +90,9 @@ export function taskEventFilters(namespace: string): string[] {
   return [`namespace==${namespace},topic~="^/tasks/"`];
 }
 
-/** Filters for the exits of one namespace only: a quarter of the task events. */
+/** Filters for the exits and OOM kills of one namespace only: the task events plugind acts on. */
 export function exitEventFilters(namespace: string): string[] {
-  return [`namespace==${namespace},topic=="/tasks/exit"`];
+  return [`namespace==${namespace},topic=="/tasks/exit"`, `namespace==${namespace},topic=="/tasks/oom"`];
 }
 
 function decodeEnvelope(env: WireEnvelope): ContainerdEvent | undefined {

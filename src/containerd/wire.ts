@@ -17,6 +17,9 @@ const PROTO_FILES = [
   'containerd/services/leases/v1/leases.proto',
   'containerd/events/task.proto',
   'containerd/runc/v1/options.proto',
+  // Tasks.Metrics data: not imported by any service, so listed here.
+  'containerd/cgroups/v1/metrics.proto',
+  'containerd/cgroups/v2/metrics.proto',
   'grpc/health/v1/health.proto',
 ];
 

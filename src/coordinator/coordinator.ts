@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
+import type { Resources } from '../common/resources.js';
 import {
   isStopSignal,
   parseSignal,
@@ -73,6 +74,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * it is told here, as it arrives, before any thread hop.
    */
   readonly #running = new Map<string, number>();
+  /** Plugins whose current task had an OOM kill: their exit, when told, says so. */
+  readonly #oomKilled = new Set<string>();
   /**
    * Docker plugins whose run has not answered yet: the run waits for the
    * socket, an exit meanwhile fails the run, and is no failure for the
@@ -135,6 +138,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       filters: exitEventFilters(options.namespace),
       logger: this.#log,
       onEvent: (ev) => {
+        if (ev.topic === '/tasks/oom') return this.#onOom(ev.event.containerId);
         if (ev.topic !== '/tasks/exit') return;
         const { containerId: id, id: execId, pid, exitStatus, exitedAt } = ev.event;
         if (execId !== id) return;
@@ -226,7 +230,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   /** Tells an exit, once: listeners, the exit count, the restart policy. */
-  #tell(exit: PluginExit): void {
+  /** An OOM kill in a plugin's container: counted, said, and its exit (told next) marked. */
+  #onOom(id: string): void {
+    this.metrics.oomKills.inc();
+    this.#oomKilled.add(id);
+    this.#log.warn({ plugin: id }, 'plugin reached its memory limit: the kernel killed a process in it (plugind_oom_kills_total)');
+    this.#shard(id).notify({ kind: 'oom', id });
+  }
+
+  #tell(told: PluginExit): void {
+    let exit = told;
+    if (this.#oomKilled.delete(exit.id)) exit = { ...exit, oomKilled: true };
     if (this.#running.get(exit.id) === exit.pid) this.#running.delete(exit.id);
     if (this.#told.has(exit.id, exit.pid)) return;
     this.#told.add(exit.id, exit.pid);
@@ -340,6 +354,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     validateId(id);
     this.#restarts.stoppedByUser(id);
     return this.#shard(id).request({ kind: 'stop', id, timeoutMs });
+  }
+
+  /** New limits (see Executor.update). */
+  async update(id: string, resources: Resources): Promise<PluginInfo> {
+    validateId(id);
+    return this.#info(await this.#shard(id).request({ kind: 'update', id, resources }));
   }
 
   async remove(id: string, force = false): Promise<void> {

@@ -37,6 +37,12 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  readonly oomKills = new Counter({
+    name: 'plugind_oom_kills_total',
+    help: "OOM kills in plugins' containers (containerd's /tasks/oom), each a plugin past its memory limit.",
+    registers: [this.registry],
+  });
+
   readonly pluginRestarts = new Counter({
     name: 'plugind_plugin_restarts_total',
     help: "Runs of a plugin by its restart policy (series removed with the plugin).",

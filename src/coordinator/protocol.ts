@@ -5,6 +5,7 @@
 // Exit events go one way, as notices on a port handed over by `init`: the
 // coordinator has told the exit already and wants no reply.
 import type { MessagePort } from 'node:worker_threads';
+import type { Resources } from '../common/resources.js';
 import type { ContainerdEvent } from '../containerd/index.js';
 import type { BundleDirRun, ErrorCode, ImageRun, LogChunk, OciSpec, PluginExit, PluginSettingsInput, PluginStatus, StreamName } from '../executor/index.js';
 
@@ -41,6 +42,7 @@ export type PluginRequest =
   | { kind: 'list' }
   | { kind: 'signal'; id: string; signal: string | number }
   | { kind: 'stop'; id: string; timeoutMs: number }
+  | { kind: 'update'; id: string; resources: Resources }
   | { kind: 'remove'; id: string; force: boolean }
   | { kind: 'logs'; id: string; stream?: StreamName; tail?: number; follow: boolean; port: MessagePort }
   | { kind: 'reconcile' }
@@ -53,12 +55,15 @@ export type TestHookRequest = { kind: 'crash' };
 export type ShardRequest = PluginRequest | TestHookRequest;
 
 /** Coordinator → worker, one way, on the port given with `init`. */
-export type ShardNotice = {
-  kind: 'reap';
-  event: ContainerdEvent;
-  /** The coordinator told this exit as the event reached it: the worker only reaps it. */
-  told: boolean;
-};
+export type ShardNotice =
+  | {
+      kind: 'reap';
+      event: ContainerdEvent;
+      /** The coordinator told this exit as the event reached it: the worker only reaps it. */
+      told: boolean;
+    }
+  /** containerd reported an OOM kill in the plugin's task: its exit is an OOM kill. */
+  | { kind: 'oom'; id: string };
 
 export interface RestoreCounts {
   running: number;
@@ -78,6 +83,7 @@ export interface ShardReplies {
   list: PluginStatus[];
   signal: { delivered: boolean };
   stop: PluginExit;
+  update: PluginStatus;
   remove: null;
   logs: null;
   reconcile: RestoreCounts;

@@ -21,6 +21,7 @@ import {
   type Logger,
 } from '../containerd/index.js';
 import { pluginPaths } from '../common/paths.js';
+import type { Resources } from '../common/resources.js';
 import { prepareImageRootfs, removeImageRootfs } from '../images/rootfs.js';
 import { loadBundle } from './bundle.js';
 import { bundleSpec, untilReady, type BundleDirRun, type BundleRun, type ImageRun } from './docker-plugin.js';
@@ -38,10 +39,11 @@ import { merge, readLog, type LogChunk } from './log-reader.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { restore, restoreAll } from './restore.js';
 import { LABEL, normalizeSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
-import type { OciSpec } from './spec.js';
+import { withResources, type OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
 import { cancelLateChecks } from './sweep.js';
+import { updatePlugin } from './update.js';
 import { checkStopTimeout, isStopSignal, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 
 export type { BundleDirRun, BundleRun, ImageRun };
@@ -252,6 +254,7 @@ export class Executor {
     let packed: Any;
     try {
       settings = normalizeSettings(input, this.#defaultBinary);
+      if (settings.resources) spec = withResources(spec, settings.resources);
       packed = await validateSpec(spec, { rootfsMounts: how.rootfsMounts !== undefined || settings.image !== undefined });
       if (input.runtimeBinary) settings.runtimeBinary = await resolveRuntimeBinary(input.runtimeBinary);
     } catch (err) {
@@ -305,6 +308,12 @@ export class Executor {
     );
   }
 
+  /** containerd reported an OOM kill in the plugin's task: its exit will say so. */
+  markOomKilled(id: string): void {
+    const p = this.#ctx.plugins.get(id);
+    if (p && p.state !== 'stopped') p.oomKilled = true;
+  }
+
   /**
    * Sends a signal; false when the process had already exited. With byUser,
    * SIGKILL, SIGTERM and SIGINT count as the user's stop (recorded with the
@@ -351,6 +360,13 @@ export class Executor {
       this.#ctx.plugins.delete(id);
       await removeEverything(this.#ctx, id, p.io, p.io?.fifos, false, p.settings.image?.snapshotter);
     });
+  }
+
+  /** New limits for a plugin, running or stopped (see updatePlugin); its status after. */
+  async update(id: string, resources: Resources): Promise<PluginStatus> {
+    const p = this.#get(id);
+    await this.#ctx.queue.run(id, () => updatePlugin(this.#ctx, this.#ctx.plugins.get(id) ?? p, resources));
+    return this.status(id);
   }
 
   /** The plugin's output from its log files; with follow, until its output ends. Works after exit. */

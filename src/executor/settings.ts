@@ -3,6 +3,7 @@
 // image and snapshotter fields): containerd keeps plugins' state, not plugind.
 import type { Container } from '../containerd/index.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
+import { hasResources, resourcesProblem, type Resources } from '../common/resources.js';
 import { RESTART_POLICIES, parseRestartPolicy } from '../common/restart-policy.js';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_ROTATION } from './log-file.js';
@@ -18,6 +19,10 @@ export const LABEL = {
   logMaxSize: 'io.plugind.log.max-size',
   logMaxFiles: 'io.plugind.log.max-files',
   logBufferSize: 'io.plugind.log.buffer-size',
+  /** Limits as run or update set them (the spec holds them for the runtime). */
+  memory: 'io.plugind.memory',
+  cpus: 'io.plugind.cpus',
+  pidsLimit: 'io.plugind.pids-limit',
   exitStatus: 'io.plugind.exit-status',
   exitedAt: 'io.plugind.exited-at',
   exitPid: 'io.plugind.exit-pid',
@@ -72,6 +77,8 @@ export interface PluginSettings {
   /** The OCI runtime the runc shim runs (its BinaryName), an absolute path; empty: runc on the shim's PATH. */
   runtimeBinary: string;
   log: LogSettings;
+  /** Limits (run --memory, --cpus, --pids-limit; plugind update). */
+  resources?: Resources;
   /** Set for a Docker plugin: its socket is waited for and its host dirs managed. */
   bundle?: BundleSettings;
   /** Set for a plugin run from a pulled image: its rootfs is the snapshot keyed by the plugin id. */
@@ -113,6 +120,11 @@ export function normalizeSettings(input: PluginSettingsInput = {}, defaultBinary
     out.bundle = { ...input.bundle };
   }
   if (input.image) out.image = { ...input.image };
+  if (hasResources(input.resources)) {
+    const problem = resourcesProblem(input.resources);
+    if (problem) throw invalidArgument(problem);
+    out.resources = { ...input.resources };
+  }
   return out;
 }
 
@@ -128,6 +140,7 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
   if (s.restart !== 'no') labels[LABEL.restart] = s.restart;
   // Kept so that a restart policy, or a plugind started with another default, runs it on the same runtime.
   if (s.runtimeBinary) labels[LABEL.runtimeBinary] = s.runtimeBinary;
+  if (s.resources) for (const [k, v] of Object.entries(resourcesToLabels(s.resources))) if (v) labels[k] = v;
   // A restart policy, a restore and inspect know a Docker plugin from these alone.
   if (s.bundle) {
     labels[LABEL.bundleSocket] = s.bundle.socket;
@@ -137,6 +150,31 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
     if (s.bundle.privileges.length > 0) labels[LABEL.bundlePrivileges] = JSON.stringify(s.bundle.privileges);
   }
   return labels;
+}
+
+/** The limits' labels; an empty value removes one (see Containers.setLabels). */
+export function resourcesToLabels(r: Resources): Record<string, string> {
+  return {
+    [LABEL.memory]: r.memoryBytes === undefined ? '' : String(r.memoryBytes),
+    [LABEL.cpus]: r.cpus === undefined ? '' : String(r.cpus),
+    [LABEL.pidsLimit]: r.pidsLimit === undefined ? '' : String(r.pidsLimit),
+  };
+}
+
+function resourcesFromLabels(labels: Record<string, string>): Resources | undefined {
+  const r: Resources = {};
+  const num = (key: string): number | undefined => {
+    const v = labels[key];
+    const n = Number(v);
+    return v && Number.isFinite(n) ? n : undefined;
+  };
+  const mem = num(LABEL.memory);
+  const cpus = num(LABEL.cpus);
+  const pids = num(LABEL.pidsLimit);
+  if (mem !== undefined) r.memoryBytes = mem;
+  if (cpus !== undefined) r.cpus = cpus;
+  if (pids !== undefined) r.pidsLimit = pids;
+  return hasResources(r) ? r : undefined;
 }
 
 function bundleFromLabels(labels: Record<string, string>): BundleSettings | undefined {
@@ -173,8 +211,10 @@ export function settingsOf(container: Pick<Container, 'labels' | 'image' | 'snap
   const mode = labels[LABEL.logMode] === 'non-blocking' ? 'non-blocking' : 'blocking';
   const restart = labels[LABEL.restart] ?? 'no';
   const bundle = bundleFromLabels(labels);
+  const resources = resourcesFromLabels(labels);
   return {
     ...(bundle ? { bundle } : {}),
+    ...(resources ? { resources } : {}),
     ...(ref && snapshotter ? { image: { ref, snapshotter } } : {}),
     autoRemove: labels[LABEL.autoRemove] === '1',
     restart: parseRestartPolicy(restart) ? restart : 'no',

@@ -1,6 +1,7 @@
 // The OCI runtime spec a plugin gets when the user gives only a rootfs and a
 // command: what `runc spec` writes, less the terminal, with the mounts a
 // long-lived helper expects and a cgroup under the containerd namespace.
+import { linuxResources, type Resources } from '../common/resources.js';
 
 /** The part of the OCI runtime spec plugind reads or writes. */
 export interface OciSpec {
@@ -179,4 +180,18 @@ export function defaultSpec(options: DefaultSpecOptions): OciSpec {
     linux,
   };
   return options.init ? withInit(spec, options.init) : spec;
+}
+
+/**
+ * The spec with these limits in linux.resources, over what it had: a
+ * limit a --spec file sets stays unless a flag sets it too.
+ */
+export function withResources(spec: OciSpec, r: Resources): OciSpec {
+  const had = spec.linux?.resources ?? {};
+  const resources: Record<string, unknown> = { ...had };
+  for (const [k, v] of Object.entries(linuxResources(r))) {
+    const prev = had[k];
+    resources[k] = typeof prev === 'object' && prev !== null ? { ...prev, ...(v as object) } : v;
+  }
+  return { ...spec, linux: { ...spec.linux, resources } };
 }

@@ -1,0 +1,121 @@
+// Operating plugins through the real CLI and service on a real containerd
+// and this host's real cgroups: limits set by run and changed by update,
+// an OOM kill reported, stats, per-plugin /metrics series, exec.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { after, before, test } from 'node:test';
+import { ErrorCode } from '../../src/common/errors.js';
+import { cli } from '../helpers/cli.js';
+import { rejectsCode } from '../helpers/rejects.js';
+import { leftovers, metricsText, sample, startServed, until, type ServedRig } from '../helpers/serve.js';
+
+let rig: ServedRig;
+const SLEEP = ['sleep', '1000'];
+
+before(async () => {
+  rig = await startServed('operate');
+});
+
+after(async () => {
+  await rig?.close();
+});
+
+const run = (args: string[]): ReturnType<typeof cli> => cli(args, { address: rig.s.address });
+
+/** A cgroup file of a plugin, on cgroup v1 or v2 (the default spec's path: /<namespace>/<id>). */
+function cgroupFile(id: string, v1: [string, string], v2: string): string {
+  const base = `${rig.namespace}/${id}`;
+  const unified = `/sys/fs/cgroup/${base}/${v2}`;
+  return existsSync(unified) ? unified : `/sys/fs/cgroup/${v1[0]}/${base}/${v1[1]}`;
+}
+const read = (path: string): string => readFileSync(path, 'utf8').trim();
+const memoryLimit = (id: string): string => read(cgroupFile(id, ['memory', 'memory.limit_in_bytes'], 'memory.max'));
+const pidsMax = (id: string): string => read(cgroupFile(id, ['pids', 'pids.max'], 'pids.max'));
+const cpuQuota = (id: string): string => {
+  const v2 = `/sys/fs/cgroup/${rig.namespace}/${id}/cpu.max`;
+  return existsSync(v2) ? read(v2).split(' ')[0] ?? '' : read(`/sys/fs/cgroup/cpu/${rig.namespace}/${id}/cpu.cfs_quota_us`);
+};
+
+test('run --memory --cpus --pids-limit set the cgroup; update changes a running plugin and its record; a restart keeps the new limits', async () => {
+  const r = run(['run', 'limited', '--rootfs', rig.h.rootfs, '--memory', '64m', '--cpus', '0.5', '--pids-limit', '100', '--restart', 'on-failure', '--', ...SLEEP]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(memoryLimit('limited'), String(64 << 20));
+  assert.equal(cpuQuota('limited'), '50000');
+  assert.equal(pidsMax('limited'), '100');
+  const inspect = JSON.parse(run(['inspect', 'limited', '--json']).stdout) as { resources: unknown; pid: number };
+  assert.deepEqual(inspect.resources, { memoryBytes: 64 << 20, cpus: 0.5, pidsLimit: 100 });
+
+  const u = run(['update', 'limited', '--memory', '128m', '--pids-limit', '50']);
+  assert.equal(u.code, 0, u.stderr);
+  assert.equal(u.stdout, 'limited\n');
+  assert.equal(memoryLimit('limited'), String(128 << 20));
+  assert.equal(pidsMax('limited'), '50');
+  assert.equal(cpuQuota('limited'), '50000', 'what update does not name stays');
+  assert.deepEqual((await rig.s.client.inspect('limited')).resources, { memoryBytes: 128 << 20, cpus: 0.5, pidsLimit: 50 });
+
+  // A crash: the restart policy runs it again from its record, with the limits update set.
+  process.kill(inspect.pid, 'SIGKILL');
+  await until('the policy to run it again', async () => {
+    const p = await rig.s.client.inspect('limited');
+    return p.state === 'running' && p.pid !== inspect.pid;
+  });
+  assert.equal(memoryLimit('limited'), String(128 << 20));
+  assert.equal(pidsMax('limited'), '50');
+
+  // -1 takes the pids limit away.
+  assert.equal(run(['update', 'limited', '--pids-limit', '-1']).code, 0);
+  assert.equal(pidsMax('limited'), 'max');
+  assert.deepEqual((await rig.s.client.inspect('limited')).resources, { memoryBytes: 128 << 20, cpus: 0.5 });
+  assert.equal(run(['rm', '--force', 'limited']).code, 0);
+});
+
+test('bad limits are refused naming the flag, and change nothing', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--memory', '0'], /--memory.*want a size like 64m/],
+    [['--memory', '1x'], /--memory.*want a size like 64m/],
+    [['--cpus', '-1'], /--cpus.*want a number of CPUs/],
+    [['--cpus', String(availableParallelism() + 1)], new RegExp(`--cpus ${availableParallelism() + 1}: want a number of CPUs from 0.01 to ${availableParallelism()}`)],
+    [['--pids-limit', '0'], /--pids-limit.*want a whole number above 0, or -1/],
+  ];
+  for (const [flags, re] of cases) {
+    const r = run(['run', 'bad', '--rootfs', rig.h.rootfs, ...flags, '--', ...SLEEP]);
+    assert.notEqual(r.code, 0, flags.join(' '));
+    assert.match(r.stderr, re, flags.join(' '));
+  }
+  // Past the CLI, the service says the same to an API client.
+  await rejectsCode(rig.s.client.run('bad', { rootfs: rig.h.rootfs, args: SLEEP, resources: { memoryBytes: 0 } }), ErrorCode.InvalidArgument, /^plugin bad: --memory 0: want a size like 64m/);
+  await rejectsCode(rig.s.client.run('bad', { rootfs: rig.h.rootfs, args: SLEEP, resources: { cpus: 999 } }), ErrorCode.InvalidArgument, /^plugin bad: --cpus 999: want a number of CPUs/);
+  assert.deepEqual(await rig.s.client.list(), []);
+  assert.deepEqual(await leftovers(rig), []);
+
+  const unknown = run(['update', 'nosuch', '--memory', '64m']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /^plugind: plugin nosuch: not found/m);
+  assert.equal(run(['run', 'steady', '--rootfs', rig.h.rootfs, '--memory', '64m', '--', ...SLEEP]).code, 0);
+  const none = run(['update', 'steady']);
+  assert.match(none.stderr, /nothing to update: give --memory, --cpus or --pids-limit/);
+  const tooMany = run(['update', 'steady', '--cpus', String(availableParallelism() + 1)]);
+  assert.match(tooMany.stderr, /--cpus \d+: want a number of CPUs from 0.01/);
+  assert.equal(memoryLimit('steady'), String(64 << 20));
+  assert.deepEqual((await rig.s.client.inspect('steady')).resources, { memoryBytes: 64 << 20 });
+  assert.equal(run(['rm', '--force', 'steady']).code, 0);
+});
+
+test('a plugin that allocates past its memory limit is OOM killed: inspect and events say oomKilled, plugind_oom_kills_total counts it', async () => {
+  const before = sample(await metricsText(rig.s.metricsUrl), 'plugind_oom_kills_total') ?? 0;
+  const seen = rig.exits.length;
+  // Doubles a shell variable until the kernel kills it.
+  const r = run(['run', 'hog', '--rootfs', rig.h.rootfs, '--memory', '16m', '--', 'sh', '-c', 'x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done']);
+  assert.equal(r.code, 0, r.stderr);
+  await until('the OOM kill', () => rig.exits.slice(seen).some((e) => e.id === 'hog'));
+  const exit = rig.exits.slice(seen).find((e) => e.id === 'hog');
+  assert.equal(exit?.oomKilled, true);
+  assert.equal(exit?.exitStatus, 137);
+  const p = JSON.parse(run(['inspect', 'hog', '--json']).stdout) as { oomKilled?: boolean; state: string };
+  assert.equal(p.state, 'stopped');
+  assert.equal(p.oomKilled, true);
+  assert.ok((sample(await metricsText(rig.s.metricsUrl), 'plugind_oom_kills_total') ?? 0) >= before + 1);
+  assert.ok(rig.s.logs.some((l) => /reached its memory limit/.test(l) && l.includes('"plugin":"hog"')), 'said once in the log');
+  assert.equal(run(['rm', 'hog']).code, 0);
+});
