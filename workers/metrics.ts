@@ -4,6 +4,7 @@
 // on the main thread, from timestamps the worker sends, so they survive a
 // worker restart.
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { TaskMetrics } from '../src/containerd/index.js';
 import type { ErrnoClass, PluginStatus, StreamName } from '../src/executor/index.js';
 
 const STATES = ['created', 'running', 'stopped', 'paused'] as const;
@@ -13,7 +14,13 @@ export class ShardMetrics {
   readonly stdioBytes: Counter<'stream' | 'shard'>;
   readonly stdioDropped: Counter<'stream' | 'shard'>;
   readonly logWriteErrors: Counter<'shard' | 'errno'>;
+  readonly pluginCpu: Counter<'plugin'>;
+  readonly pluginMemory: Gauge<'plugin'>;
+  readonly pluginMemoryLimit: Gauge<'plugin'>;
+  readonly pluginPids: Gauge<'plugin'>;
+  readonly usageErrors: Counter;
   readonly #shard: string;
+  #usageFailing = false;
 
   constructor(shard: number, plugins: () => PluginStatus[]) {
     this.#shard = String(shard);
@@ -44,6 +51,12 @@ export class ShardMetrics {
       labelNames: ['shard', 'errno'],
       registers,
     });
+    // Set at each scrape from one Tasks.Metrics call (see pluginUsage): a removed plugin's series go with it.
+    this.pluginCpu = new Counter({ name: 'plugind_plugin_cpu_seconds_total', help: 'CPU time used by a running plugin (all its processes) since its task started.', labelNames: ['plugin'], registers });
+    this.pluginMemory = new Gauge({ name: 'plugind_plugin_memory_bytes', help: "A running plugin's working set: memory usage less inactive file cache.", labelNames: ['plugin'], registers });
+    this.pluginMemoryLimit = new Gauge({ name: 'plugind_plugin_memory_limit_bytes', help: 'The memory limit of a running plugin that has one (run --memory).', labelNames: ['plugin'], registers });
+    this.pluginPids = new Gauge({ name: 'plugind_plugin_pids', help: 'Processes and threads in a running plugin.', labelNames: ['plugin'], registers });
+    this.usageErrors = new Counter({ name: 'plugind_plugin_usage_errors_total', help: "Scrapes whose read of plugins' usage from containerd (Tasks.Metrics) failed; the per-plugin series are left out of those.", registers });
     new Gauge({
       name: 'plugind_plugins',
       help: 'Plugins known to plugind, by state.',
@@ -55,6 +68,36 @@ export class ShardMetrics {
         for (const [state, n] of counts) this.set({ state }, n);
       },
     });
+  }
+
+  /**
+   * Sets the per-plugin series from a fresh read; running plugins only. A
+   * read that fails leaves them out of this scrape, counted, and said in
+   * the log once until a read works again.
+   */
+  async pluginUsage(read: () => Promise<TaskMetrics[]>, log: { warn(o: object, msg: string): void; info(o: object, msg: string): void }): Promise<void> {
+    const series = [this.pluginCpu, this.pluginMemory, this.pluginMemoryLimit, this.pluginPids];
+    let usage: TaskMetrics[];
+    try {
+      usage = await read();
+    } catch (err) {
+      for (const m of series) m.reset();
+      this.usageErrors.inc();
+      if (!this.#usageFailing) log.warn({ err }, "plugins' usage not read from containerd; per-plugin series left out until it works (plugind_plugin_usage_errors_total)");
+      this.#usageFailing = true;
+      return;
+    }
+    if (this.#usageFailing) log.info({}, "plugins' usage read again");
+    this.#usageFailing = false;
+    // Reset and set with no await between: scrapes that overlap each leave a whole read.
+    for (const m of series) m.reset();
+    for (const u of usage) {
+      const plugin = { plugin: u.id };
+      this.pluginCpu.inc(plugin, u.cpuNs / 1e9);
+      this.pluginMemory.set(plugin, u.memoryBytes);
+      if (u.memoryLimitBytes !== undefined) this.pluginMemoryLimit.set(plugin, u.memoryLimitBytes);
+      this.pluginPids.set(plugin, u.pids);
+    }
   }
 
   // Per chunk only a number is added; the counters take it at scrape time.

@@ -167,13 +167,18 @@ const handlers: Omit<Handlers, 'init'> = {
   signal: async (req, { executor }) => ({ delivered: await executor.signal(req.id, req.signal, { byUser: true }) }),
   stop: (req, { executor }) => executor.stop(req.id, req.timeoutMs, { byUser: true }),
   update: (req, { executor }) => executor.update(req.id, req.resources),
+  stats: (req, { executor }) => executor.stats(req.ids),
   remove: async (req, { executor }) => {
     await executor.remove(req.id, { force: req.force });
     return null;
   },
   logs: (req, { executor }) => streamLogs(executor, req),
   reconcile: (_req, { executor }) => executor.restoreAll(),
-  metrics: (_req, { metrics }) => metrics.registry.getMetricsAsJSON(),
+  metrics: async (_req, { executor, metrics }) => {
+    // The per-plugin series, read now from one Tasks.Metrics call.
+    await metrics.pluginUsage(() => executor.stats(), log);
+    return metrics.registry.getMetricsAsJSON();
+  },
   shutdown: async (req, { executor, client }) => {
     if (req.stopPlugins) await Promise.allSettled(executor.list().map((p) => (p.state === 'stopped' ? undefined : executor.stop(p.id))));
     await executor.close();

@@ -2,6 +2,7 @@
 // plugind.v1 messages as plain objects with Dates and optional fields.
 import { hasResources, pickResources, type Resources } from '../common/resources.js';
 import { timestampMs, type Timestamp } from './wire.js';
+import type { TaskMetrics } from '../containerd/index.js';
 
 export interface Plugin {
   id: string;
@@ -162,5 +163,25 @@ export function plugin(p: WirePlugin): Plugin {
     const at = date(p.exitedAt);
     if (at) out.exitedAt = at;
   }
+  return out;
+}
+
+/** One plugin's usage as Stats reads it: the same numbers Tasks.Metrics gave its shard. */
+export type PluginStats = TaskMetrics;
+
+export interface WireStats {
+  id: string;
+  cpuNs: number;
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  pids: number;
+  readAt: Timestamp | null;
+}
+
+export function pluginStats(w: WireStats): PluginStats {
+  const out: PluginStats = { id: w.id, cpuNs: w.cpuNs, memoryBytes: w.memoryBytes, pids: w.pids };
+  if (typeof w.memoryLimitBytes === 'number') out.memoryLimitBytes = w.memoryLimitBytes;
+  const at = timestampMs(w.readAt);
+  if (at !== undefined) out.readAtMs = at;
   return out;
 }

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 import type { Resources } from '../common/resources.js';
-import { date, image, plugin, type ExitEvent, type Image, type Plugin, type PullEvent, type PullOptions, type RunOptions, type WireImage, type WirePlugin } from './client-wire.js';
+import { date, image, plugin, pluginStats, type PluginStats, type WireStats, type ExitEvent, type Image, type Plugin, type PullEvent, type PullOptions, type RunOptions, type WireImage, type WirePlugin } from './client-wire.js';
 import { ServerStream } from './server-stream.js';
 import {
   debugService,
@@ -22,7 +22,7 @@ import {
 } from './wire.js';
 
 export { ServerStream };
-export type { ExitEvent, Image, Plugin, PluginBundleInfo, PullEvent, PullOptions, RunOptions } from './client-wire.js';
+export type { ExitEvent, Image, Plugin, PluginBundleInfo, PluginStats, PullEvent, PullOptions, RunOptions } from './client-wire.js';
 
 type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
@@ -166,6 +166,11 @@ export class PluginsClient {
   /** New limits for a plugin (running or stopped); the plugin after. */
   async update(id: string, resources: Resources): Promise<Plugin> {
     return plugin(await this.#unary<WirePlugin>('Update', { id, resources }));
+  }
+
+  /** Usage of these plugins (a stopped one as zeros), or of every running one. */
+  async stats(ids: string[] = []): Promise<PluginStats[]> {
+    return (await this.#unary<{ stats: WireStats[] }>('Stats', { ids })).stats.map(pluginStats);
   }
 
   async remove(id: string, force = false): Promise<void> {

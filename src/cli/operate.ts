@@ -1,8 +1,47 @@
 // The verbs that operate running plugins: update (limits), stats and exec,
 // and the limit flags `run` shares with update.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { MEMORY_RULE, MIN_CPUS, MIN_MEMORY_BYTES, parseMemory, type Resources } from '../common/resources.js';
-import { addressOption, withClient } from './common.js';
+import type { PluginStats } from '../api/client.js';
+import { MEMORY_RULE, MIN_CPUS, MIN_MEMORY_BYTES, formatBytes, parseMemory, type Resources } from '../common/resources.js';
+import { addressOption, client, out, table, withClient } from './common.js';
+
+/** How often `stats` reads, and how far apart the two reads of a CPU % are. */
+const STATS_INTERVAL_MS = 1000;
+
+interface StatsRow {
+  id: string;
+  cpuPercent: number;
+  memoryBytes: number;
+  memoryLimitBytes: number | null;
+  pids: number;
+}
+
+/** CPU % of one core, as docker's: CPU time over wall time between two reads of the same task. */
+function statsRows(now: PluginStats[], before: Map<string, PluginStats>): StatsRow[] {
+  return now.map((s) => {
+    const b = before.get(s.id);
+    const wallNs = b?.readAtMs !== undefined && s.readAtMs !== undefined ? (s.readAtMs - b.readAtMs) * 1e6 : 0;
+    const cpuNs = b ? s.cpuNs - b.cpuNs : 0;
+    const cpuPercent = wallNs > 0 && cpuNs > 0 ? Math.round((cpuNs / wallNs) * 10_000) / 100 : 0;
+    return { id: s.id, cpuPercent, memoryBytes: s.memoryBytes, memoryLimitBytes: s.memoryLimitBytes ?? null, pids: s.pids };
+  });
+}
+
+function statsTable(rows: StatsRow[]): string {
+  const lines = [['ID', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'PIDS']];
+  for (const r of rows) {
+    const limit = r.memoryLimitBytes;
+    lines.push([
+      r.id,
+      `${r.cpuPercent.toFixed(2)}%`,
+      `${formatBytes(r.memoryBytes)} / ${limit === null ? '-' : formatBytes(limit)}`,
+      limit === null ? '-' : `${((r.memoryBytes / limit) * 100).toFixed(2)}%`,
+      String(r.pids),
+    ]);
+  }
+  return table(lines);
+}
 
 function memory(v: string): number {
   const n = parseMemory(v);
@@ -54,4 +93,37 @@ export function addOperateVerbs(program: Command): void {
       process.stdout.write(`${id}\n`);
     });
   });
+}
+
+export function addStatsVerb(program: Command): void {
+  program
+    .command('stats [ids...]')
+    .description("CPU %, memory and pids of running plugins (or of the ids given), refreshed each second until ^C, as docker stats")
+    .addHelpText('after', '\nCPU % is of one core (200% is two cores busy), over the last second. Memory is the working set\n(usage less inactive file cache) and the limit set by run --memory or update ("-": none).')
+    .option('--no-stream', 'print once and exit (reads twice, a second apart, for the CPU %)')
+    .option('--json', 'an array of {"id","cpuPercent","memoryBytes","memoryLimitBytes","pids"}; streaming, one array per line')
+    .addOption(addressOption())
+    .action(async (ids: string[], o: { stream: boolean; json?: boolean; address: string }) => {
+      const c = client(o);
+      const stop = (): void => {
+        c.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      try {
+        let before = new Map((await c.stats(ids)).map((s) => [s.id, s]));
+        for (;;) {
+          await sleep(STATS_INTERVAL_MS);
+          const now = await c.stats(ids);
+          const rows = statsRows(now, before);
+          const clear = o.stream && !o.json && process.stdout.isTTY ? '\x1b[H\x1b[J' : '';
+          out(clear + (o.json ? JSON.stringify(rows) + '\n' : statsTable(rows)));
+          if (!o.stream) return;
+          before = new Map(now.map((s) => [s.id, s]));
+        }
+      } finally {
+        process.off('SIGINT', stop);
+        c.close();
+      }
+    });
 }

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger } from '../containerd/index.js';
+import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger, type TaskMetrics } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
 import type { Resources } from '../common/resources.js';
 import {
@@ -22,6 +22,7 @@ import {
 } from '../executor/index.js';
 import { ExitLag } from './exit-lag.js';
 import { shardLogs, type LogsOptions } from './shard-logs.js';
+import { shardStats } from './shard-stats.js';
 import { ServiceMetrics } from './metrics.js';
 import { shardOf } from './shard-map.js';
 import type { RestoreCounts, ShardPush } from './protocol.js';
@@ -360,6 +361,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async update(id: string, resources: Resources): Promise<PluginInfo> {
     validateId(id);
     return this.#info(await this.#shard(id).request({ kind: 'update', id, resources }));
+  }
+
+  /** CPU, memory and pids (see shardStats): one Tasks.Metrics call per shard that has any. */
+  stats(ids?: string[]): Promise<TaskMetrics[]> {
+    return shardStats(this.shards, (id) => this.shardOf(id), ids);
   }
 
   async remove(id: string, force = false): Promise<void> {

@@ -6,7 +6,7 @@
 // coordinator has told the exit already and wants no reply.
 import type { MessagePort } from 'node:worker_threads';
 import type { Resources } from '../common/resources.js';
-import type { ContainerdEvent } from '../containerd/index.js';
+import type { ContainerdEvent, TaskMetrics } from '../containerd/index.js';
 import type { BundleDirRun, ErrorCode, ImageRun, LogChunk, OciSpec, PluginExit, PluginSettingsInput, PluginStatus, StreamName } from '../executor/index.js';
 
 /** What a worker is started with (piscina workerData). */
@@ -43,6 +43,8 @@ export type PluginRequest =
   | { kind: 'signal'; id: string; signal: string | number }
   | { kind: 'stop'; id: string; timeoutMs: number }
   | { kind: 'update'; id: string; resources: Resources }
+  /** ids: only these (each this shard's); none: every plugin of the shard. */
+  | { kind: 'stats'; ids?: string[] }
   | { kind: 'remove'; id: string; force: boolean }
   | { kind: 'logs'; id: string; stream?: StreamName; tail?: number; follow: boolean; port: MessagePort }
   | { kind: 'reconcile' }
@@ -84,6 +86,7 @@ export interface ShardReplies {
   signal: { delivered: boolean };
   stop: PluginExit;
   update: PluginStatus;
+  stats: TaskMetrics[];
   remove: null;
   logs: null;
   reconcile: RestoreCounts;

@@ -17,6 +17,7 @@ import {
   type ContainerdClient,
   type ContainerdEvent,
   type RuncOptions,
+  type TaskMetrics,
   silentLogger,
   type Logger,
 } from '../containerd/index.js';
@@ -43,6 +44,7 @@ import { withResources, type OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
 import { cancelLateChecks } from './sweep.js';
+import { pluginStats } from './stats.js';
 import { updatePlugin } from './update.js';
 import { checkStopTimeout, isStopSignal, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
 
@@ -367,6 +369,11 @@ export class Executor {
     const p = this.#get(id);
     await this.#ctx.queue.run(id, () => updatePlugin(this.#ctx, this.#ctx.plugins.get(id) ?? p, resources));
     return this.status(id);
+  }
+
+  /** CPU, memory and pids of its plugins, or of these ids, in one Tasks.Metrics call (see pluginStats). */
+  stats(ids?: string[]): Promise<TaskMetrics[]> {
+    return pluginStats(this.#ctx, ids);
   }
 
   /** The plugin's output from its log files; with follow, until its output ends. Works after exit. */

@@ -2,11 +2,12 @@
 // and this host's real cgroups: limits set by run and changed by update,
 // an OOM kill reported, stats, per-plugin /metrics series, exec.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { after, before, test } from 'node:test';
 import { ErrorCode } from '../../src/common/errors.js';
-import { cli } from '../helpers/cli.js';
+import { cli, spawnCli } from '../helpers/cli.js';
 import { rejectsCode } from '../helpers/rejects.js';
 import { leftovers, metricsText, sample, startServed, until, type ServedRig } from '../helpers/serve.js';
 
@@ -118,4 +119,56 @@ test('a plugin that allocates past its memory limit is OOM killed: inspect and e
   assert.ok((sample(await metricsText(rig.s.metricsUrl), 'plugind_oom_kills_total') ?? 0) >= before + 1);
   assert.ok(rig.s.logs.some((l) => /reached its memory limit/.test(l) && l.includes('"plugin":"hog"')), 'said once in the log');
   assert.equal(run(['rm', 'hog']).code, 0);
+});
+
+test('stats: CPU % of one core, working set and limit, pids, as a table, JSON and a stream; /metrics has the same per plugin, promtool-clean, gone with the plugin', async (t) => {
+  assert.equal(run(['run', 'busy', '--rootfs', rig.h.rootfs, '--cpus', '0.5', '--memory', '64m', '--', 'sh', '-c', 'while :; do :; done']).code, 0);
+  assert.equal(run(['run', 'idle', '--rootfs', rig.h.rootfs, '--', ...SLEEP]).code, 0);
+  const r = run(['stats', '--no-stream', '--json', 'busy', 'idle']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<{ id: string; cpuPercent: number; memoryBytes: number; memoryLimitBytes: number | null; pids: number }>;
+  assert.deepEqual(rows.map((x) => Object.keys(x)), [0, 1].map(() => ['id', 'cpuPercent', 'memoryBytes', 'memoryLimitBytes', 'pids']));
+  const [busy, idle] = rows;
+  assert.equal(busy?.id, 'busy');
+  // --cpus 0.5: half of one core, give or take a scheduler period.
+  assert.ok(busy.cpuPercent > 25 && busy.cpuPercent < 65, `busy at ${busy.cpuPercent}%`);
+  assert.equal(busy.memoryLimitBytes, 64 << 20);
+  assert.ok(busy.memoryBytes > 0 && busy.memoryBytes < 64 << 20);
+  assert.ok(busy.pids >= 1);
+  assert.equal(idle?.id, 'idle');
+  assert.equal(idle.memoryLimitBytes, null);
+  assert.ok(idle.cpuPercent < 5, `idle at ${idle.cpuPercent}%`);
+
+  const tableOut = run(['stats', '--no-stream']);
+  assert.equal(tableOut.code, 0, tableOut.stderr);
+  const lines = tableOut.stdout.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^ID\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+PIDS$/);
+  assert.match(lines.find((l) => l.startsWith('busy')) ?? '', /^busy\s+\d+\.\d\d%\s+\S+ \/ 64MiB\s+\d+\.\d\d%\s+\d+$/);
+  assert.match(lines.find((l) => l.startsWith('idle')) ?? '', /^idle\s+\d+\.\d\d%\s+\S+ \/ -\s+-\s+\d+$/);
+
+  // Streaming until ^C: one array a second.
+  const live = spawnCli(['stats', '--json', 'idle'], { address: rig.s.address });
+  await until('two reads', () => live.stdout().split('\n').filter(Boolean).length >= 2, 10_000);
+  live.child.kill('SIGINT');
+  assert.equal((await live.exited).code, 0);
+  for (const line of live.stdout().split('\n').filter(Boolean)) assert.equal((JSON.parse(line) as Array<{ id: string }>)[0]?.id, 'idle');
+
+  const nosuch = run(['stats', '--no-stream', 'nosuch']);
+  assert.equal(nosuch.code, 1);
+  assert.match(nosuch.stderr, /plugin nosuch: not found/);
+
+  const m = await metricsText(rig.s.metricsUrl);
+  assert.ok((sample(m, 'plugind_plugin_cpu_seconds_total{plugin="busy"}') ?? 0) > 0);
+  assert.equal(sample(m, 'plugind_plugin_memory_limit_bytes{plugin="busy"}'), 64 << 20);
+  assert.equal(sample(m, 'plugind_plugin_memory_limit_bytes{plugin="idle"}'), undefined, 'no limit, no series');
+  assert.ok((sample(m, 'plugind_plugin_memory_bytes{plugin="idle"}') ?? 0) > 0);
+  assert.ok((sample(m, 'plugind_plugin_pids{plugin="idle"}') ?? 0) >= 1);
+  const promtool = spawnSync('promtool', ['check', 'metrics'], { input: m, encoding: 'utf8' });
+  if (promtool.error) t.diagnostic('promtool not installed: metrics not checked with it');
+  else assert.equal(promtool.status, 0, promtool.stdout + promtool.stderr);
+
+  for (const id of ['busy', 'idle']) assert.equal(run(['rm', '--force', id]).code, 0);
+  const after = await metricsText(rig.s.metricsUrl);
+  assert.doesNotMatch(after, /plugin="(busy|idle)"/, 'series removed with the plugins');
+  assert.match(after, /^# TYPE plugind_plugin_cpu_seconds_total counter$/m, 'still declared with no plugin');
 });
