@@ -52,6 +52,9 @@ export interface ExitEvent {
   oomKilled?: boolean;
 }
 
+/** What an exec streams: its output as it comes, then (last) its exit status. */
+export type ExecOutput = { stream: 'stdout' | 'stderr'; data: Buffer } | { exitStatus: number };
+
 export interface RunOptions {
   rootfs?: string;
   args?: string[];

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CodedError, ErrorCode } from '../common/errors.js';
 import { MAX_SPEC_BYTES, MAX_STOP_TIMEOUT_MS } from '../common/limits.js';
 import type { Resources } from '../common/resources.js';
-import { date, image, plugin, pluginStats, type PluginStats, type WireStats, type ExitEvent, type Image, type Plugin, type PullEvent, type PullOptions, type RunOptions, type WireImage, type WirePlugin } from './client-wire.js';
+import { date, image, plugin, pluginStats, type PluginStats, type WireStats, type ExecOutput, type ExitEvent, type Image, type Plugin, type PullEvent, type PullOptions, type RunOptions, type WireImage, type WirePlugin } from './client-wire.js';
 import { ServerStream } from './server-stream.js';
 import {
   debugService,
@@ -22,7 +22,7 @@ import {
 } from './wire.js';
 
 export { ServerStream };
-export type { ExitEvent, Image, Plugin, PluginBundleInfo, PluginStats, PullEvent, PullOptions, RunOptions } from './client-wire.js';
+export type { ExecOutput, ExitEvent, Image, Plugin, PluginBundleInfo, PluginStats, PullEvent, PullOptions, RunOptions } from './client-wire.js';
 
 type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
@@ -191,6 +191,17 @@ export class PluginsClient {
     const req: Record<string, unknown> = { id, stream: options.stream ?? '', follow: options.follow ?? false };
     if (options.tail !== undefined) req.tail = options.tail;
     return this.#stream('Logs', req, (m: { stream: string; data: Buffer }) => m);
+  }
+
+  /**
+   * Runs a process in a running plugin's container (args empty: /bin/sh),
+   * env KEY=VALUE over the plugin's; its stdout and stderr as they come, its
+   * exit status last. close() kills the process.
+   */
+  exec(id: string, args: string[] = [], env: string[] = []): ServerStream<ExecOutput> {
+    return this.#stream('Exec', { id, args, env }, (m: { stream: string; data: Buffer; exited: boolean; exitStatus: number }): ExecOutput =>
+      m.exited ? { exitStatus: m.exitStatus } : { stream: m.stream === 'stderr' ? 'stderr' : 'stdout', data: m.data },
+    );
   }
 
   /**

@@ -150,10 +150,26 @@ export class ApiServer {
     };
   }
 
+  /** A server stream that waits for the restore, is ended by close(), and ends with fn's error as a status. */
+  #serverStream<Req>(fn: (call: grpc.ServerWritableStream<Req, unknown>) => Promise<void>): grpc.handleServerStreamingCall<Req, unknown> {
+    return (call) => {
+      this.#streams.add(call as grpc.ServerWritableStream<unknown, unknown>);
+      this.#o.ready
+        .then(() => fn(call))
+        .then(
+          () => {
+            if (!call.writableEnded) call.end();
+          },
+          (err: unknown) => endStream(call as grpc.ServerWritableStream<unknown, unknown>, toGrpcStatus(err)),
+        )
+        .finally(() => this.#streams.delete(call as grpc.ServerWritableStream<unknown, unknown>));
+    };
+  }
+
   #handlers(): grpc.UntypedServiceImplementation {
     const co = this.#o.coordinator;
     return {
-      ...operateHandlers(co, (fn) => this.#unary(fn), pluginMessage),
+      ...operateHandlers(co, { unary: (fn) => this.#unary(fn), serverStream: (fn) => this.#serverStream(fn) }, pluginMessage),
       Run: this.#unary(async (req: RunRequest) => {
         const plan = specFromRun(req, this.#o.namespace, this.#o.runDefaults);
         const options = { replace: req.replace };

@@ -27,7 +27,7 @@ import {
   withClient,
 } from './common.js';
 import { addImageVerbs } from './images.js';
-import { addOperateVerbs, addResourceOptions, addStatsVerb, resourcesFromFlags } from './operate.js';
+import { addExecVerb, addOperateVerbs, addResourceOptions, addStatsVerb, resourcesFromFlags } from './operate.js';
 
 function pluginJson(p: Plugin): Record<string, unknown> {
   const o: Record<string, unknown> = { id: p.id, state: p.state, pid: p.pid, shard: p.shard, createdAt: p.createdAt?.toISOString() ?? null };
@@ -329,6 +329,7 @@ program
 addImageVerbs(program);
 addOperateVerbs(program);
 addStatsVerb(program);
+addExecVerb(program);
 
 for (const cmd of program.commands) if (cmd.name() !== 'serve') addTlsOptions(cmd);
 

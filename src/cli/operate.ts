@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { PluginStats } from '../api/client.js';
 import { MEMORY_RULE, MIN_CPUS, MIN_MEMORY_BYTES, formatBytes, parseMemory, type Resources } from '../common/resources.js';
-import { addressOption, client, out, table, withClient } from './common.js';
+import { addressOption, client, collect, out, table, withClient } from './common.js';
 
 /** How often `stats` reads, and how far apart the two reads of a CPU % are. */
 const STATS_INTERVAL_MS = 1000;
@@ -125,5 +125,48 @@ export function addStatsVerb(program: Command): void {
         process.off('SIGINT', stop);
         c.close();
       }
+    });
+}
+
+export function addExecVerb(program: Command): void {
+  program
+    .command('exec <id> [command...]')
+    .description("run a command in a running plugin's container, beside its own process; exits with the command's status")
+    .addHelpText(
+      'after',
+      `
+The command runs as the plugin's own process does (user, working dir, env, capabilities, cgroup),
+with no stdin and no terminal; without one, /bin/sh (which then ends at once). Put the command after
+--:   plugind exec ID -- ls -l /run
+Its stdout and stderr go to this command's; ^C (or this command going away) kills it.`,
+    )
+    .option('--env <K=V>', 'environment variable over the plugin\'s own (repeatable)', collect, [] as string[])
+    .addOption(addressOption())
+    .action(async (id: string, command: string[], o: { env: string[]; address: string }) => {
+      const bad = o.env.find((e) => !/^[^=]+=/.test(e));
+      if (bad !== undefined) throw new InvalidArgumentError(`--env ${JSON.stringify(bad)}: want KEY=VALUE`);
+      const c = client(o);
+      const stream = c.exec(id, command, o.env);
+      const stop = (): void => {
+        stream.close();
+        process.exit(130);
+      };
+      process.once('SIGINT', stop);
+      let status: number | undefined;
+      try {
+        for await (const m of stream) {
+          if ('exitStatus' in m) {
+            status = m.exitStatus;
+            continue;
+          }
+          const target = m.stream === 'stderr' ? process.stderr : process.stdout;
+          if (!target.write(m.data)) await new Promise((r) => target.once('drain', r));
+        }
+      } finally {
+        process.off('SIGINT', stop);
+        c.close();
+      }
+      if (status === undefined) throw new Error(`plugin ${id}: the exec ended without its exit status`);
+      process.exitCode = status;
     });
 }

@@ -5,6 +5,7 @@
 //   <data dir>/containerd/               the embedded containerd
 //   <data dir>/plugins/<namespace>/      one namespace's plugins:
 //       fifo/  logs/  told-exits  fifo-keeper.pid
+//       exec/<id>.<exec id>/   an exec'd process's FIFOs, while it runs
 //       run/<id>/          a bundle plugin's runtime dir (0700), its /run/docker/plugins
 //       propagated/<id>/   a bundle plugin's PropagatedMount, shared with the host
 import { join } from 'node:path';
@@ -29,6 +30,8 @@ export interface PluginPaths {
   formerToldExits: string;
   /** The FIFO keeper's pid file. */
   keeperPid: string;
+  /** FIFO pairs of exec'd processes (plugind exec, health checks), `<id>.<exec id>/{stdout,stderr}`. */
+  exec: string;
   /** Docker plugins' runtime dirs, `<id>/` (mode 0700): bind-mounted at /run/docker/plugins, where the socket is made. */
   run: string;
   /** Docker plugins' propagated mounts, `<id>/`: a shared mount while the plugin runs, nothing mounted once it exits. */
@@ -43,6 +46,7 @@ export function pluginPaths(dir: string): PluginPaths {
     toldExits: join(dir, 'told-exits'),
     formerToldExits: join(dir, 'reported-exits'),
     keeperPid: join(dir, 'fifo-keeper.pid'),
+    exec: join(dir, 'exec'),
     run: join(dir, 'run'),
     propagated: join(dir, 'propagated'),
   };

@@ -3,16 +3,19 @@
 // the owning shard, tells exits to listeners (once each), applies restart
 // policies, and merges metrics. It never touches a plugin itself.
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger, type TaskMetrics } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
 import type { Resources } from '../common/resources.js';
 import {
+  execInPlugin,
   isStopSignal,
   parseSignal,
   validateId,
   type BundleDirRun,
+  type ExecRequest,
+  type ExecSink,
   type ImageRun,
   type LogChunk,
   type OciSpec,
@@ -89,6 +92,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * that died between telling an exit and recording it tells it again.
    */
   readonly #told: ToldExits;
+  readonly #execDir: string;
   #ready = false;
   #closing = false;
 
@@ -104,6 +108,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const paths = pluginPaths(dataDir);
+    // FIFOs of exec'd processes a plugind that went away left behind.
+    this.#execDir = paths.exec;
+    rmSync(paths.exec, { recursive: true, force: true });
     const onWriteError = (err: NodeJS.ErrnoException, first: boolean): void => {
       this.metrics.stateWriteErrors.inc();
       if (first) this.#log.warn({ err }, 'cannot write told-exits (full disk?); exits told meanwhile are kept in memory only');
@@ -366,6 +373,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** CPU, memory and pids (see shardStats): one Tasks.Metrics call per shard that has any. */
   stats(ids?: string[]): Promise<TaskMetrics[]> {
     return shardStats(this.shards, (id) => this.shardOf(id), ids);
+  }
+
+  /** Runs a process in a running plugin's container (see execInPlugin); resolves to its exit status. */
+  async exec(req: ExecRequest, sink: ExecSink): Promise<number> {
+    const p = await this.inspect(req.id);
+    if (p.state !== 'running') throw new CodedError(ErrorCode.FailedPrecondition, `plugin ${req.id}: it is ${p.state}: exec needs a running plugin`);
+    return execInPlugin(this.#client, this.#execDir, req, sink, this.#log);
   }
 
   async remove(id: string, force = false): Promise<void> {

@@ -24,3 +24,4 @@ export {
 export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
 export type { ErrnoClass, FdHooks } from './log-file.js';
+export { execInPlugin, type ExecRequest, type ExecSink } from './exec.js';

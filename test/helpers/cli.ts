@@ -37,7 +37,7 @@ function command(args: string[], options: CliOptions): [string, string[]] {
 
 /** `plugind ARGS...`, waited for. */
 export function cli(args: string[], options: CliOptions = {}): CliResult {
-  const spawnOptions: SpawnSyncOptions = { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000 };
+  const spawnOptions: SpawnSyncOptions = { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 << 20 };
   if (options.cwd) spawnOptions.cwd = options.cwd;
   if (options.env) spawnOptions.env = options.env;
   if (options.input !== undefined) spawnOptions.input = options.input;

@@ -3,10 +3,12 @@
 // an OOM kill reported, stats, per-plugin /metrics series, exec.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { after, before, test } from 'node:test';
 import { ErrorCode } from '../../src/common/errors.js';
+import { pluginsDir } from '../../src/common/paths.js';
 import { cli, spawnCli } from '../helpers/cli.js';
 import { rejectsCode } from '../helpers/rejects.js';
 import { leftovers, metricsText, sample, startServed, until, type ServedRig } from '../helpers/serve.js';
@@ -171,4 +173,72 @@ test('stats: CPU % of one core, working set and limit, pids, as a table, JSON an
   const after = await metricsText(rig.s.metricsUrl);
   assert.doesNotMatch(after, /plugin="(busy|idle)"/, 'series removed with the plugins');
   assert.match(after, /^# TYPE plugind_plugin_cpu_seconds_total counter$/m, 'still declared with no plugin');
+});
+
+/** Host pids of processes whose command line is exactly these words. */
+function pidsOf(...words: string[]): number[] {
+  const want = words.join('\0') + '\0';
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8') === want) found.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+const execDir = (): string => join(pluginsDir(rig.dataDir, rig.namespace), 'exec');
+const execFifos = (): string[] => (existsSync(execDir()) ? readdirSync(execDir()) : []);
+
+test('exec: output to stdout and stderr, exit status, env over the plugin\'s; all its output, however much', async () => {
+  assert.equal(run(['run', 'ex', '--rootfs', rig.h.rootfs, '--env', 'WHO=plugin', '--env', 'KEEP=kept', '--', ...SLEEP]).code, 0);
+  const r = run(['exec', 'ex', '--env', 'WHO=exec', '--', 'sh', '-c', 'echo "out $WHO $KEEP"; echo err >&2; exit 3']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.stdout, 'out exec kept\n');
+  assert.equal(r.stderr, 'err\n');
+  const big = run(['exec', 'ex', '--', 'sh', '-c', 'head -c 3000000 /dev/zero | tr "\\0" x']);
+  assert.equal(big.code, 0, big.stderr);
+  assert.equal(big.stdout.length, 3_000_000);
+  assert.equal(run(['exec', 'ex', '--', 'true']).code, 0);
+  assert.deepEqual(execFifos(), [], 'no FIFO left');
+});
+
+test('exec of a stopped or unknown plugin, or with a bad --env, is refused naming it', async () => {
+  assert.equal(run(['run', 'done', '--rootfs', rig.h.rootfs, '--', 'true']).code, 0);
+  await until('done exits', () => rig.exits.some((e) => e.id === 'done'), 10_000);
+  const stopped = run(['exec', 'done', '--', 'true']);
+  assert.equal(stopped.code, 1);
+  assert.match(stopped.stderr, /plugin done: it is stopped: exec needs a running plugin/);
+  const unknown = run(['exec', 'nosuch', '--', 'true']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /plugin nosuch: not found/);
+  const env = run(['exec', 'ex', '--env', 'NOEQUALS', '--', 'true']);
+  assert.equal(env.code, 1);
+  assert.match(env.stderr, /--env "NOEQUALS": want KEY=VALUE/);
+  const missing = run(['exec', 'ex', '--', 'no-such-command']);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /no-such-command/);
+  assert.deepEqual(execFifos(), []);
+  assert.equal(run(['rm', 'done']).code, 0);
+});
+
+test('exec: the process is killed and reaped, its FIFOs removed, when the client is killed or the plugin exits meanwhile', async () => {
+  const gone = spawnCli(['exec', 'ex', '--', 'sleep', '4321'], { address: rig.s.address });
+  await until('exec runs', () => pidsOf('sleep', '4321').length === 1, 10_000);
+  gone.child.kill('SIGKILL');
+  await gone.exited;
+  await until('exec killed with its client', () => pidsOf('sleep', '4321').length === 0, 10_000);
+  await until('its FIFOs removed', () => execFifos().length === 0, 10_000);
+
+  const cut = spawnCli(['exec', 'ex', '--', 'sleep', '4322'], { address: rig.s.address });
+  await until('exec runs', () => pidsOf('sleep', '4322').length === 1, 10_000);
+  assert.equal(run(['kill', 'ex']).code, 0);
+  const { code } = await cut.exited;
+  assert.equal(code, 137, cut.stderr());
+  assert.deepEqual(pidsOf('sleep', '4322'), []);
+  await until('its FIFOs removed', () => execFifos().length === 0, 10_000);
+  assert.equal(run(['rm', 'ex']).code, 0);
+  assert.deepEqual(await leftovers(rig), []);
 });
