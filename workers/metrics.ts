@@ -19,6 +19,7 @@ export class ShardMetrics {
   readonly pluginMemoryLimit: Gauge<'plugin'>;
   readonly pluginPids: Gauge<'plugin'>;
   readonly usageErrors: Counter;
+  readonly unhealthyKills: Counter;
   readonly #shard: string;
   #usageFailing = false;
 
@@ -68,6 +69,15 @@ export class ShardMetrics {
         for (const [state, n] of counts) this.set({ state }, n);
       },
     });
+    new Gauge({
+      name: 'plugind_plugins_unhealthy',
+      help: 'Plugins whose health check last found them unhealthy (killed for it, and not yet running again).',
+      registers,
+      collect() {
+        this.set(plugins().filter((p) => p.health?.status === 'unhealthy').length);
+      },
+    });
+    this.unhealthyKills = new Counter({ name: 'plugind_unhealthy_kills_total', help: 'Plugins killed for failing their health check retries times in a row.', registers });
   }
 
   /**

@@ -53,6 +53,7 @@ function start(): Promise<State> {
       onBytes: (stream, n) => metrics.bytes(stream, n),
       onDropped: (stream, n) => metrics.dropped(stream, n),
       onLogWriteError: (errno) => metrics.logWriteError(errno),
+      onUnhealthyKill: () => metrics.unhealthyKills.inc(),
       logger: log,
       onExit: (exit) => parentPort?.postMessage({ kind: 'exit', exit } satisfies ShardPush),
     });

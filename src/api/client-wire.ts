@@ -28,6 +28,27 @@ export interface Plugin {
   resources?: Resources;
   /** A Docker plugin's (run from a bundle or an image); absent for other plugins. */
   bundle?: PluginBundleInfo;
+  /** What its health checks found since its task started; absent without a check. */
+  health?: PluginHealth;
+  /** Its check (docker's defaults filled in); cmd '' : its socket is dialled. Absent without one. */
+  healthCheck?: HealthCheck;
+}
+
+export interface PluginHealth {
+  status: 'starting' | 'healthy' | 'unhealthy';
+  failingStreak: number;
+  /** The last five checks, oldest first; exitCode 0 healthy, 1 unhealthy, -1 could not run or timed out. */
+  log: Array<{ start: Date | undefined; end: Date | undefined; exitCode: number; output: string }>;
+}
+
+/** run's --health-* flags (times in seconds); disabled is --no-healthcheck. */
+export interface HealthCheck {
+  cmd?: string;
+  intervalSeconds?: number;
+  timeoutSeconds?: number;
+  retries?: number;
+  startPeriodSeconds?: number;
+  disabled?: boolean;
 }
 
 /** What inspect shows of a Docker plugin. */
@@ -78,6 +99,7 @@ export interface RunOptions {
   readyTimeoutSeconds?: number;
   /** Limits: memory in bytes, CPUs as cores, a pids limit. */
   resources?: Resources;
+  healthCheck?: HealthCheck;
 }
 
 /** A plugin image in plugind's store. */
@@ -120,8 +142,10 @@ export function date(t: Timestamp | null | undefined): Date | undefined {
   return ms === undefined ? undefined : new Date(Math.floor(ms));
 }
 
-export interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus' | 'bundle' | 'nextRestartAt' | 'resources'> {
+export interface WirePlugin extends Omit<Plugin, 'createdAt' | 'exitedAt' | 'exitStatus' | 'bundle' | 'nextRestartAt' | 'resources' | 'health' | 'healthCheck'> {
   resources: Resources | null;
+  health: { status: PluginHealth['status']; failingStreak: number; log: Array<{ start: Timestamp | null; end: Timestamp | null; exitCode: number; output: string }> } | null;
+  healthCheck: { cmd: string; intervalSeconds?: number; timeoutSeconds?: number; retries?: number; startPeriodSeconds?: number } | null;
   createdAt: Timestamp | null;
   nextRestartAt: Timestamp | null;
   socket: string;
@@ -152,6 +176,13 @@ export function plugin(p: WirePlugin): Plugin {
   if (hasResources(r)) out.resources = r;
   const next = date(p.nextRestartAt);
   if (next) out.nextRestartAt = next;
+  if (p.health) {
+    out.health = { status: p.health.status, failingStreak: p.health.failingStreak, log: p.health.log.map((r) => ({ start: date(r.start), end: date(r.end), exitCode: r.exitCode, output: r.output })) };
+  }
+  if (p.healthCheck) {
+    const { cmd, intervalSeconds, timeoutSeconds, retries, startPeriodSeconds } = p.healthCheck;
+    out.healthCheck = { cmd, intervalSeconds, timeoutSeconds, retries, startPeriodSeconds } as HealthCheck;
+  }
   if (p.socket) {
     out.bundle = {
       socket: p.socket,

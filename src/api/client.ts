@@ -22,7 +22,7 @@ import {
 } from './wire.js';
 
 export { ServerStream };
-export type { ExecOutput, ExitEvent, Image, Plugin, PluginBundleInfo, PluginStats, PullEvent, PullOptions, RunOptions } from './client-wire.js';
+export type { ExecOutput, ExitEvent, HealthCheck, PluginHealth, Image, Plugin, PluginBundleInfo, PluginStats, PullEvent, PullOptions, RunOptions } from './client-wire.js';
 
 type Stub = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 

@@ -4,6 +4,7 @@
 // request's fields are the `run` flags, and errors name them as flags.
 import { existsSync } from 'node:fs';
 import { invalidInput as invalid } from '../common/errors.js';
+import { healthSettings, type HealthInput } from '../common/health.js';
 import { hasResources, pickResources, resourcesProblem, type Resources } from '../common/resources.js';
 import {
   MAX_READY_TIMEOUT_MS,
@@ -36,6 +37,17 @@ export interface RunRequest {
   image: string;
   readyTimeoutSeconds?: number;
   resources: Resources | null;
+  healthCheck: WireHealthCheck | null;
+}
+
+/** run's --health-* flags (seconds) and --no-healthcheck, as the wire has them. */
+export interface WireHealthCheck {
+  cmd: string;
+  intervalSeconds?: number;
+  timeoutSeconds?: number;
+  retries?: number;
+  startPeriodSeconds?: number;
+  disabled: boolean;
 }
 
 /** What a run request asks for: a plugin from a spec (given or made from --rootfs), or a Docker plugin from its bundle. */
@@ -71,6 +83,12 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
   if (settings.resources) {
     const problem = resourcesProblem(settings.resources);
     if (problem) throw invalid(`${what}: ${problem}`);
+  }
+  try {
+    // A Docker plugin's socket is known once its config is read: checked again then.
+    healthSettings(settings.health, Boolean(req.bundle || req.image));
+  } catch (err) {
+    throw invalid(`${what}: ${(err as Error).message}`);
   }
   if (req.bundle || req.image) {
     if (req.bundle && !req.bundle.startsWith('/')) throw invalid(`${what}: --bundle ${req.bundle}: want an absolute path`);
@@ -131,5 +149,16 @@ function settingsFromRun(req: RunRequest): PluginSettingsInput {
   }
   const r = pickResources(req.resources);
   if (hasResources(r)) settings.resources = r;
+  const h = req.healthCheck;
+  if (h) {
+    const health: HealthInput = {};
+    if (h.cmd) health.cmd = h.cmd;
+    if (h.intervalSeconds !== undefined) health.intervalMs = h.intervalSeconds * 1000;
+    if (h.timeoutSeconds !== undefined) health.timeoutMs = h.timeoutSeconds * 1000;
+    if (h.retries !== undefined) health.retries = h.retries;
+    if (h.startPeriodSeconds !== undefined) health.startPeriodMs = h.startPeriodSeconds * 1000;
+    if (h.disabled) health.disabled = true;
+    settings.health = health;
+  }
   return settings;
 }

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { CodedError, ErrorCode, invalidInput as invalid } from '../common/errors.js';
+import type { HealthSettings } from '../common/health.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import type { PluginExit, StreamName } from '../executor/index.js';
@@ -75,6 +76,10 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
     nextRestartAt: ts(p.nextRestartAt),
     oomKilled: p.oomKilled,
     resources: p.settings.resources ?? null,
+    health: p.health
+      ? { status: p.health.status, failingStreak: p.health.failingStreak, log: p.health.log.map((r) => ({ start: ts(r.start), end: ts(r.end), exitCode: r.exitCode, output: r.output })) }
+      : null,
+    healthCheck: p.settings.health ? healthCheckMessage(p.settings.health) : null,
     ...(p.bundle
       ? {
           socket: p.bundle.socket,
@@ -85,6 +90,10 @@ function pluginMessage(p: PluginInfo): Record<string, unknown> {
         }
       : {}),
   };
+}
+
+function healthCheckMessage(h: HealthSettings): Record<string, unknown> {
+  return { cmd: h.cmd, intervalSeconds: h.intervalMs / 1000, timeoutSeconds: h.timeoutMs / 1000, retries: h.retries, startPeriodSeconds: h.startPeriodMs / 1000 };
 }
 
 function exitMessage(e: PluginExit): Record<string, unknown> {

@@ -27,6 +27,7 @@ import {
   withClient,
 } from './common.js';
 import { addImageVerbs } from './images.js';
+import { addHealthOptions, healthFromFlags } from './health.js';
 import { addExecVerb, addOperateVerbs, addResourceOptions, addStatsVerb, resourcesFromFlags } from './operate.js';
 
 function pluginJson(p: Plugin): Record<string, unknown> {
@@ -43,6 +44,14 @@ function pluginJson(p: Plugin): Record<string, unknown> {
   o.runtimeBinary = p.runtimeBinary;
   if (p.image) o.image = p.image;
   if (p.resources) o.resources = p.resources;
+  if (p.healthCheck) o.healthCheck = p.healthCheck;
+  if (p.health) {
+    o.health = {
+      status: p.health.status,
+      failingStreak: p.health.failingStreak,
+      log: p.health.log.map((r) => ({ start: r.start?.toISOString() ?? null, end: r.end?.toISOString() ?? null, exitCode: r.exitCode, output: r.output })),
+    };
+  }
   // Docker plugins only: other plugins keep the shape they had.
   if (p.bundle) {
     o.socket = p.bundle.socket;
@@ -147,7 +156,7 @@ program
     await service.start();
   });
 
-addResourceOptions(program
+addHealthOptions(addResourceOptions(program
   .command('run <id> [command...]')
   .description('create and start a plugin: --rootfs DIR -- CMD ARG..., --spec FILE, or a Docker plugin: --bundle DIR | --image REF [-- ARG...]')
   .option('--rootfs <dir>', 'root filesystem directory')
@@ -167,7 +176,7 @@ addResourceOptions(program
   .option('--log-max-files <n>', 'log files kept per stream', int('--log-max-files', 1, MAX_LOG_FILES))
   .option('--json', 'print {"id","pid","shard"}')
   .addOption(addressOption())
-  .addHelpText('after', BUNDLE_HELP))
+  .addHelpText('after', BUNDLE_HELP)))
   .action(async (id: string, command: string[], o: Record<string, unknown>) => {
     if (o.rootfs && o.spec) throw new InvalidArgumentError('give --rootfs or --spec, not both');
     if (o.bundle && (o.rootfs || o.spec)) throw new InvalidArgumentError(`plugin ${id}: give --bundle alone, not with --${o.rootfs ? 'rootfs' : 'spec'}`);
@@ -203,6 +212,7 @@ addResourceOptions(program
         ...(o.image ? { image: o.image as string } : {}),
         ...(o.readyTimeout !== undefined ? { readyTimeoutSeconds: o.readyTimeout as number } : {}),
         resources: resourcesFromFlags(o),
+        ...healthFromFlags(o),
       });
       out(o.json ? JSON.stringify(res) + '\n' : `${res.id}\n`);
     });
@@ -221,7 +231,9 @@ program
       const ready = plugins.some((p) => p.bundle);
       const rows = [['ID', 'STATE', 'PID', 'SHARD', 'CREATED', 'EXIT', ...(ready ? ['READY'] : [])]];
       for (const p of plugins) {
-        const row = [p.id, p.state, String(p.pid || '-'), String(p.shard), p.createdAt?.toISOString() ?? '-', p.exitStatus === undefined ? '-' : String(p.exitStatus)];
+        // As docker ps says it: "running (healthy)".
+        const state = p.health && p.state === 'running' ? `${p.state} (${p.health.status})` : p.state;
+        const row = [p.id, state, String(p.pid || '-'), String(p.shard), p.createdAt?.toISOString() ?? '-', p.exitStatus === undefined ? '-' : String(p.exitStatus)];
         if (ready) row.push(p.bundle ? (p.bundle.ready ? 'yes' : 'no') : '-');
         rows.push(row);
       }

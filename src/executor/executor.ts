@@ -44,6 +44,7 @@ import { withResources, type OciSpec } from './spec.js';
 import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
 import { cancelLateChecks } from './sweep.js';
+import { HealthChecks } from './health.js';
 import { pluginStats } from './stats.js';
 import { updatePlugin } from './update.js';
 import { checkStopTimeout, isStopSignal, parseSignal, resolveRuntimeBinary, validateSpec } from './validate.js';
@@ -76,6 +77,8 @@ export interface ExecutorOptions {
   onDropped?: (stream: StreamName, bytes: number) => void;
   /** Each failed attempt to write a plugin's log file (see WriteFailure). */
   onLogWriteError?: (errno: ErrnoClass) => void;
+  /** Told when a plugin is killed for failing its health checks. */
+  onUnhealthyKill?: (id: string) => void;
   /** Told of log file fds as they open and close (see FdHooks). */
   fdHooks?: FdHooks;
   logger?: Logger;
@@ -108,6 +111,7 @@ export class Executor {
   readonly #fdHooks: FdHooks | undefined;
   readonly #log: Logger;
   readonly #defaultBinary: string;
+  readonly #health: HealthChecks;
 
   constructor(options: ExecutorOptions) {
     const name = options.runtime ?? DEFAULT_RUNTIME;
@@ -145,6 +149,7 @@ export class Executor {
       log: this.#log,
       stdioOptions: (id, settings) => this.#stdioOptions(id, settings),
     };
+    this.#health = new HealthChecks(this.#ctx, { execDir: pluginPaths(options.dataDir).exec, ...(options.onUnhealthyKill ? { onKill: options.onUnhealthyKill } : {}) });
   }
 
   #stdioOptions(id: string, settings: PluginSettings): StdioOptions {
@@ -265,6 +270,7 @@ export class Executor {
     const { pid, plugin } = await this.#ctx.queue.run(id, () => createPlugin(this.#ctx, id, settings, packed, how));
     // Outside the queue: the exit it races is handled there.
     if (settings.bundle) await untilReady(this.#ctx, plugin, settings.bundle);
+    this.#health.watch(plugin);
     return { pid };
   }
 
@@ -277,12 +283,15 @@ export class Executor {
     validateId(id);
     const { pid, plugin } = await this.#ctx.queue.run(id, () => restartPlugin(this.#ctx, id, restartCount));
     if (plugin.settings.bundle) await untilReady(this.#ctx, plugin, plugin.settings.bundle);
+    this.#health.watch(plugin);
     return { pid };
   }
 
   /** Re-attaches to one plugin from containerd's records (see restoreAll). */
-  restore(id: string): Promise<PluginStatus | undefined> {
-    return restore(this.#ctx, id);
+  async restore(id: string): Promise<PluginStatus | undefined> {
+    const status = await restore(this.#ctx, id);
+    this.#watchRunning();
+    return status;
   }
 
   /**
@@ -292,8 +301,15 @@ export class Executor {
    * up and told through onExit, half-created ones are removed. Also the
    * reconcile after an event gap: exits missed meanwhile are found here.
    */
-  restoreAll(): Promise<{ running: number; stopped: number; exited: number }> {
-    return restoreAll(this.#ctx);
+  async restoreAll(): Promise<{ running: number; stopped: number; exited: number }> {
+    const counts = await restoreAll(this.#ctx);
+    this.#watchRunning();
+    return counts;
+  }
+
+  /** Health checks for the running plugins a restore found (those checked already go on). */
+  #watchRunning(): void {
+    for (const p of this.#ctx.plugins.values()) this.#health.watch(p);
   }
 
   /**
@@ -360,6 +376,7 @@ export class Executor {
         throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id} is running; stop it first or remove with force`, { plugin: id });
       }
       this.#ctx.plugins.delete(id);
+      this.#health.forget(id);
       await removeEverything(this.#ctx, id, p.io, p.io?.fifos, false, p.settings.image?.snapshotter);
     });
   }
@@ -428,6 +445,7 @@ export class Executor {
    */
   async close(): Promise<void> {
     cancelLateChecks(this.#ctx);
+    this.#health.close();
     await Promise.all([...this.#ctx.plugins.values()].map((p) => p.io?.close(CLOSE_GRACE_MS)));
   }
 }

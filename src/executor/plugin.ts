@@ -1,6 +1,7 @@
 // The record the executor keeps of one plugin, and the status it shows of it.
 // The record is memory only: containerd (labels) is the store, restore rebuilds it.
 import { join } from 'node:path';
+import type { HealthState } from '../common/health.js';
 import type { PluginPrivilege } from './plugin-config.js';
 import type { PluginSettings } from './settings.js';
 import type { PluginIO } from './stdio.js';
@@ -48,6 +49,8 @@ export interface PluginStatus {
   stoppedByUser: boolean;
   /** Its last exit was an OOM kill. */
   oomKilled: boolean;
+  /** Its health check's findings since its task started; unset without a check. */
+  health?: HealthState;
 }
 
 /** Where Docker plugins' runtime and propagated dirs live (see paths.ts). */
@@ -74,6 +77,8 @@ export interface Plugin {
   stoppedByUser: boolean;
   /** containerd reported an OOM kill in the current task. */
   oomKilled: boolean;
+  /** Health checks of the current (or last) task; unset until checks start. */
+  health?: HealthState;
   /** Resolves when the current task's exit has been told and reaped. */
   exited: Promise<PluginExit>;
   resolveExited: (e: PluginExit) => void;
@@ -99,6 +104,7 @@ export function toStatus(p: Plugin, roots: BundleRoots): PluginStatus {
     stoppedByUser: p.stoppedByUser,
     oomKilled: p.exit?.oomKilled === true,
   };
+  if (p.health) s.health = { ...p.health, log: [...p.health.log] };
   const b = p.settings.bundle;
   if (b) {
     s.bundle = {

@@ -3,6 +3,7 @@
 // image and snapshotter fields): containerd keeps plugins' state, not plugind.
 import type { Container } from '../containerd/index.js';
 import { MAX_LOG_FILES, MAX_LOG_SIZE } from '../common/limits.js';
+import { healthSettings, type HealthInput, type HealthSettings } from '../common/health.js';
 import { hasResources, resourcesProblem, type Resources } from '../common/resources.js';
 import { RESTART_POLICIES, parseRestartPolicy } from '../common/restart-policy.js';
 import { invalidArgument } from './errors.js';
@@ -23,6 +24,8 @@ export const LABEL = {
   memory: 'io.plugind.memory',
   cpus: 'io.plugind.cpus',
   pidsLimit: 'io.plugind.pids-limit',
+  /** The health check (JSON of HealthSettings); none without it. */
+  health: 'io.plugind.health',
   exitStatus: 'io.plugind.exit-status',
   exitedAt: 'io.plugind.exited-at',
   exitPid: 'io.plugind.exit-pid',
@@ -79,6 +82,8 @@ export interface PluginSettings {
   log: LogSettings;
   /** Limits (run --memory, --cpus, --pids-limit; plugind update). */
   resources?: Resources;
+  /** Its health check (run --health-cmd, or a Docker plugin's socket); none when unset. */
+  health?: HealthSettings;
   /** Set for a Docker plugin: its socket is waited for and its host dirs managed. */
   bundle?: BundleSettings;
   /** Set for a plugin run from a pulled image: its rootfs is the snapshot keyed by the plugin id. */
@@ -91,7 +96,7 @@ export interface ImageSettings {
   snapshotter: string;
 }
 
-export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log'>> & { log?: Partial<LogSettings> };
+export type PluginSettingsInput = Partial<Omit<PluginSettings, 'log' | 'health'>> & { log?: Partial<LogSettings>; health?: HealthInput };
 
 export const DEFAULT_LOG: LogSettings = { mode: 'blocking', ...DEFAULT_ROTATION, bufferSize: 1 << 20 };
 
@@ -120,6 +125,13 @@ export function normalizeSettings(input: PluginSettingsInput = {}, defaultBinary
     out.bundle = { ...input.bundle };
   }
   if (input.image) out.image = { ...input.image };
+  let health: HealthSettings | undefined;
+  try {
+    health = healthSettings(input.health, Boolean(input.bundle?.socket));
+  } catch (err) {
+    throw invalidArgument((err as Error).message);
+  }
+  if (health) out.health = health;
   if (hasResources(input.resources)) {
     const problem = resourcesProblem(input.resources);
     if (problem) throw invalidArgument(problem);
@@ -141,6 +153,7 @@ export function settingsToLabels(s: PluginSettings): Record<string, string> {
   // Kept so that a restart policy, or a plugind started with another default, runs it on the same runtime.
   if (s.runtimeBinary) labels[LABEL.runtimeBinary] = s.runtimeBinary;
   if (s.resources) for (const [k, v] of Object.entries(resourcesToLabels(s.resources))) if (v) labels[k] = v;
+  if (s.health) labels[LABEL.health] = JSON.stringify(s.health);
   // A restart policy, a restore and inspect know a Docker plugin from these alone.
   if (s.bundle) {
     labels[LABEL.bundleSocket] = s.bundle.socket;
@@ -175,6 +188,19 @@ function resourcesFromLabels(labels: Record<string, string>): Resources | undefi
   if (cpus !== undefined) r.cpus = cpus;
   if (pids !== undefined) r.pidsLimit = pids;
   return hasResources(r) ? r : undefined;
+}
+
+function healthFromLabels(labels: Record<string, string>): HealthSettings | undefined {
+  const text = labels[LABEL.health];
+  if (!text) return undefined;
+  try {
+    const h = JSON.parse(text) as Partial<HealthSettings>;
+    const ok = typeof h.cmd === 'string' && [h.intervalMs, h.timeoutMs, h.retries, h.startPeriodMs].every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0);
+    return ok && (h.intervalMs as number) > 0 ? (h as HealthSettings) : undefined;
+  } catch {
+    /* a label that does not parse: no check */
+    return undefined;
+  }
 }
 
 function bundleFromLabels(labels: Record<string, string>): BundleSettings | undefined {
@@ -212,8 +238,10 @@ export function settingsOf(container: Pick<Container, 'labels' | 'image' | 'snap
   const restart = labels[LABEL.restart] ?? 'no';
   const bundle = bundleFromLabels(labels);
   const resources = resourcesFromLabels(labels);
+  const health = healthFromLabels(labels);
   return {
     ...(bundle ? { bundle } : {}),
+    ...(health ? { health } : {}),
     ...(resources ? { resources } : {}),
     ...(ref && snapshotter ? { image: { ref, snapshotter } } : {}),
     autoRemove: labels[LABEL.autoRemove] === '1',

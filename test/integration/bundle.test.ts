@@ -66,7 +66,8 @@ test('run from a bundle: the socket answers Plugin.Activate as run returns; insp
 
   const ls = cli(['ls'], { address: rig.s.address }).stdout;
   assert.match(ls, /^ID\s+STATE\s+PID\s+SHARD\s+CREATED\s+EXIT\s+READY$/m);
-  assert.match(ls, /^vol\s+running\s+\d+.*\s+yes$/m);
+  // Checked by its socket (docker's 30 s interval): starting until the first check.
+  assert.match(ls, /^vol\s+running \((starting|healthy)\)\s+\d+.*\s+yes$/m);
 
   // What the plugin was started with: entrypoint, config env defaults, cwd, hostname.
   const info = JSON.parse((await pluginCall(socket, '/Test.Info')).body) as { Args: string[]; Env: string[]; Cwd: string; Hostname: string };
@@ -299,4 +300,28 @@ test('run --help says what a bundle can ask for', () => {
   for (const words of ['--bundle <dir>', '--ready-timeout <seconds>', 'Network.Type host', 'Mounts', 'Linux.Devices', 'Linux.Capabilities', 'PidHost', 'IpcHost', 'root-equivalent']) {
     assert.ok(r.stdout.includes(words), `run --help mentions ${words}`);
   }
+});
+
+test('a Docker plugin is health-checked by dialling its socket: healthy while it answers; a socket gone gets it killed after --health-retries; --no-healthcheck has none', async () => {
+  const r = cli(['run', 'checked', '--bundle', plain, '--health-interval', '200ms', '--health-retries', '2'], { address: rig.s.address });
+  assert.equal(r.code, 0, r.stderr);
+  const health = (): { status: string; failingStreak: number; log: Array<{ exitCode: number; output: string }> } | undefined =>
+    (JSON.parse(cli(['inspect', 'checked', '--json'], { address: rig.s.address }).stdout) as { health?: { status: string; failingStreak: number; log: Array<{ exitCode: number; output: string }> } }).health;
+  await until('healthy', () => health()?.status === 'healthy', 10_000);
+  const inspected = JSON.parse(cli(['inspect', 'checked', '--json'], { address: rig.s.address }).stdout) as { healthCheck: { cmd: string } };
+  assert.equal(inspected.healthCheck.cmd, '', 'no command: the socket is dialled');
+  rmSync(socketOf('checked'));
+  await until('killed for its socket gone', () => rig.exits.some((e) => e.id === 'checked'), 10_000);
+  await until('stopped', () => JSON.parse(cli(['inspect', 'checked', '--json'], { address: rig.s.address }).stdout).state === 'stopped', 10_000);
+  const h = health();
+  assert.equal(h?.status, 'unhealthy');
+  assert.match(h?.log.at(-1)?.output ?? '', /^dial .*testplugin\.sock: ENOENT$/);
+  assert.equal(cli(['rm', 'checked'], { address: rig.s.address }).code, 0);
+
+  const off = cli(['run', 'unchecked', '--bundle', plain, '--no-healthcheck', '--json'], { address: rig.s.address });
+  assert.equal(off.code, 0, off.stderr);
+  const p = JSON.parse(cli(['inspect', 'unchecked', '--json'], { address: rig.s.address }).stdout) as Record<string, unknown>;
+  assert.equal('health' in p || 'healthCheck' in p, false);
+  assert.equal(cli(['rm', '--force', 'unchecked'], { address: rig.s.address }).code, 0);
+  await nothingLeft(['vol']);
 });
