@@ -5,15 +5,14 @@ import * as grpc from '@grpc/grpc-js';
 import { chmod, chown, readFile, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { CodedError, ErrorCode, invalidInput as invalid } from '../common/errors.js';
-import type { HealthSettings } from '../common/health.js';
 import { silentLogger, type Logger } from '../common/log.js';
-import type { Coordinator, PluginInfo } from '../coordinator/index.js';
+import type { Coordinator } from '../coordinator/index.js';
 import type { PluginExit, StreamName } from '../executor/index.js';
-import type { ImageStore, ImageSummary, PullProgress } from '../images/index.js';
+import type { ImageStore, PullProgress } from '../images/index.js';
 import { operateHandlers } from './operate.js';
+import { exitMessage, imageMessage, pluginMessage, ts } from './server-messages.js';
 import { specFromRun, type RunDefaults, type RunRequest } from './run-request.js';
 import {
-  DEFAULT_INIT_PATH,
   debugService,
   grpcTarget,
   listenRefused,
@@ -23,9 +22,7 @@ import {
   readTls,
   shutdownStatus,
   toGrpcStatus,
-  toTimestamp,
   type ApiAddress,
-  type Timestamp,
   type TlsFiles,
 } from './wire.js';
 
@@ -52,59 +49,6 @@ export interface ApiServerOptions {
   /** Unix socket: mode 0660 and this group (name or gid) instead of 0600. */
   group?: string;
   logger?: Logger;
-}
-
-function ts(d: Date | undefined): Timestamp | null {
-  return d ? toTimestamp(d.getTime()) : null;
-}
-
-function pluginMessage(p: PluginInfo): Record<string, unknown> {
-  return {
-    id: p.id,
-    state: p.state,
-    pid: p.pid,
-    shard: p.shard,
-    createdAt: ts(p.createdAt),
-    exited: p.exitStatus !== undefined,
-    exitStatus: p.exitStatus ?? 0,
-    exitedAt: ts(p.exitedAt),
-    restart: p.settings.restart,
-    autoRemove: p.settings.autoRemove,
-    runtimeBinary: p.settings.runtimeBinary,
-    image: p.settings.image?.ref ?? '',
-    restartCount: p.restartCount,
-    nextRestartAt: ts(p.nextRestartAt),
-    oomKilled: p.oomKilled,
-    resources: p.settings.resources ?? null,
-    health: p.health
-      ? { status: p.health.status, failingStreak: p.health.failingStreak, log: p.health.log.map((r) => ({ start: ts(r.start), end: ts(r.end), exitCode: r.exitCode, output: r.output })) }
-      : null,
-    healthCheck: p.settings.health ? healthCheckMessage(p.settings.health) : null,
-    ...(p.bundle
-      ? {
-          socket: p.bundle.socket,
-          interface: p.bundle.interface,
-          propagatedMount: p.bundle.propagatedMount,
-          ready: p.bundle.ready,
-          privileges: p.bundle.privileges,
-        }
-      : {}),
-  };
-}
-
-function healthCheckMessage(h: HealthSettings): Record<string, unknown> {
-  return { cmd: h.cmd, intervalSeconds: h.intervalMs / 1000, timeoutSeconds: h.timeoutMs / 1000, retries: h.retries, startPeriodSeconds: h.startPeriodMs / 1000 };
-}
-
-function exitMessage(e: PluginExit): Record<string, unknown> {
-  const m: Record<string, unknown> = { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: ts(e.exitedAt) };
-  if (e.eventTimestampMs !== undefined) m.eventTimestamp = toTimestamp(e.eventTimestampMs);
-  if (e.oomKilled) m.oomKilled = true;
-  return m;
-}
-
-function imageMessage(i: ImageSummary): Record<string, unknown> {
-  return { name: i.name, digest: i.digest, mediaType: i.mediaType, size: i.size, createdAt: ts(i.createdAt), plugins: i.plugins };
 }
 
 interface PullRequest {

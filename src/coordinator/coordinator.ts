@@ -4,7 +4,6 @@
 // policies, and merges metrics. It never touches a plugin itself.
 import { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger, type TaskMetrics } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
 import type { Resources } from '../common/resources.js';
@@ -29,7 +28,9 @@ import { shardStats } from './shard-stats.js';
 import { ServiceMetrics } from './metrics.js';
 import { shardOf } from './shard-map.js';
 import type { RestoreCounts, ShardPush } from './protocol.js';
+import { ExitTeller } from './exit-teller.js';
 import { ToldExits } from './told-exits.js';
+import { RestartRunner } from './restart-runner.js';
 import { Restarts, type RestartBackoff } from './restarts.js';
 import { Shard } from './shard.js';
 
@@ -72,26 +73,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly #client: ContainerdClient;
   readonly #loop: EventLoop;
   readonly #restarts: Restarts;
-  /**
-   * The pid of each plugin's running task, as far as this thread knows
-   * (from create, restart and restore replies): an exit event that matches
-   * it is told here, as it arrives, before any thread hop.
-   */
-  readonly #running = new Map<string, number>();
-  /** Plugins whose current task had an OOM kill: their exit, when told, says so. */
-  readonly #oomKilled = new Set<string>();
+  readonly #policy: RestartRunner;
   /**
    * Docker plugins whose run has not answered yet: the run waits for the
    * socket, an exit meanwhile fails the run, and is no failure for the
    * restart policy to act on.
    */
   readonly #runsPending = new Map<string, number>();
-  readonly #lag: ExitLag;
-  /**
-   * The last exit told per id, kept across restarts: a worker (or plugind)
-   * that died between telling an exit and recording it tells it again.
-   */
-  readonly #told: ToldExits;
+  readonly #exits: ExitTeller;
   readonly #execDir: string;
   #ready = false;
   #closing = false;
@@ -103,7 +92,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new RangeError(`workers ${workers}: want 1 to 256`);
     this.#log = options.logger ?? silentLogger;
     this.#restarts = new Restarts(options.restartBackoff);
-    this.#lag = new ExitLag(this.metrics.eventLag);
+    this.#policy = new RestartRunner({
+      restarts: this.#restarts,
+      log: this.#log,
+      closing: () => this.#closing,
+      runPending: (id) => this.#runsPending.has(id),
+      restart: (id, restartCount) => this.#shard(id).request({ kind: 'restart', id, restartCount }),
+      beforeRestart: (id) => {
+        this.#exits.newRun(id);
+        this.metrics.pluginRestarts.inc({ plugin: id });
+      },
+      started: (id, pid) => this.#exits.started(id, pid),
+    });
     this.#client = connect({ address: options.containerdAddress, namespace: options.namespace });
     const dataDir = pluginsDir(options.dataDir, options.namespace);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -115,7 +115,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.metrics.stateWriteErrors.inc();
       if (first) this.#log.warn({ err }, 'cannot write told-exits (full disk?); exits told meanwhile are kept in memory only');
     };
-    this.#told = new ToldExits(paths.toldExits, onWriteError, paths.formerToldExits);
+    this.#exits = new ExitTeller(new ToldExits(paths.toldExits, onWriteError, paths.formerToldExits), new ExitLag(this.metrics.eventLag), (exit) => {
+      this.metrics.exits.inc();
+      this.emit('exit', exit);
+      this.#policy.onExit(exit);
+    });
     const config = {
       shards: workers,
       address: options.containerdAddress,
@@ -150,11 +154,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         if (ev.topic !== '/tasks/exit') return;
         const { containerId: id, id: execId, pid, exitStatus, exitedAt } = ev.event;
         if (execId !== id) return;
-        this.#lag.observe(id, pid, ev.timestampMs);
         // Told here when it is the task we know runs; else the shard, which
         // knows every plugin's task, decides (and tells it if it is one).
-        const told = this.#running.get(id) === pid;
-        if (told) this.#tell({ id, pid, exitStatus, exitedAt: exitedAt ?? new Date(ev.timestampMs), eventTimestampMs: ev.timestampMs });
+        const told = this.#exits.event({ id, pid, exitStatus, exitedAt: exitedAt ?? new Date(ev.timestampMs), eventTimestampMs: ev.timestampMs });
         this.#shard(id).notify({ kind: 'reap', event: ev, told });
       },
       onLive: async ({ resubscribed }) => {
@@ -193,7 +195,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // by an `always` or `unless-stopped` policy (and an `on-failure` one
     // whose exit failed) as if they had just exited.
     for (const p of found) {
-      if (p.state === 'stopped') this.#maybeRestart({ id: p.id, exitStatus: p.exitStatus ?? 0, exitedAt: p.exitedAt ?? new Date() }, true);
+      if (p.state === 'stopped') this.#policy.onExit({ id: p.id, exitStatus: p.exitStatus ?? 0, exitedAt: p.exitedAt ?? new Date() }, true);
     }
     this.#ready = true;
     return counts.reduce((a, c) => ({ running: a.running + c.running, stopped: a.stopped + c.stopped, exited: a.exited + c.exited }), {
@@ -219,74 +221,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     for (const p of plugins) {
       this.#restarts.learned(p.id, p.settings.restart, p);
-      if (p.state === 'running' || p.state === 'paused') this.#started(p.id, p.pid);
+      if (p.state === 'running' || p.state === 'paused') this.#exits.started(p.id, p.pid);
     }
     return plugins;
   }
 
   /** An exit a shard found itself (a stop's Wait, a restore, an event not told here). */
   #onPush(push: ShardPush): void {
-    this.#tell(push.exit);
+    this.#exits.tell(push.exit);
   }
 
-  /**
-   * A task runs with this pid, says a reply (create, restart, list). An exit
-   * that came first was told by the shard already: the reply is older news.
-   */
-  #started(id: string, pid: number): void {
-    if (!this.#told.has(id, pid)) this.#running.set(id, pid);
-  }
-
-  /** Tells an exit, once: listeners, the exit count, the restart policy. */
   /** An OOM kill in a plugin's container: counted, said, and its exit (told next) marked. */
   #onOom(id: string): void {
     this.metrics.oomKills.inc();
-    this.#oomKilled.add(id);
+    this.#exits.oomKilled(id);
     this.#log.warn({ plugin: id }, 'plugin reached its memory limit: the kernel killed a process in it (plugind_oom_kills_total)');
     this.#shard(id).notify({ kind: 'oom', id });
-  }
-
-  #tell(told: PluginExit): void {
-    let exit = told;
-    if (this.#oomKilled.delete(exit.id)) exit = { ...exit, oomKilled: true };
-    if (this.#running.get(exit.id) === exit.pid) this.#running.delete(exit.id);
-    if (this.#told.has(exit.id, exit.pid)) return;
-    this.#told.add(exit.id, exit.pid);
-    this.metrics.exits.inc();
-    this.emit('exit', exit);
-    this.#maybeRestart(exit);
-  }
-
-  /** The restart policy's say on an exit (atStart: a plugin found stopped by start()). */
-  #maybeRestart(exit: Pick<PluginExit, 'id' | 'exitStatus' | 'exitedAt'>, atStart = false): void {
-    const id = exit.id;
-    if (this.#closing || this.#runsPending.has(id)) return;
-    const next = this.#restarts.decide(id, exit.exitStatus, exit.exitedAt.getTime(), atStart);
-    if (!next.restart) {
-      if (next.exhausted) this.#log.warn({ plugin: id, restarts: next.count }, 'restart policy exhausted; the plugin stays stopped');
-      return;
-    }
-    this.#log.info({ plugin: id, exitStatus: exit.exitStatus, restartCount: next.count, delayMs: next.delayMs }, atStart ? 'restarting plugin found stopped' : 'restarting plugin');
-    this.#restarts.schedule(id, next.delayMs, () => void this.#restartNow(id, next.count));
-  }
-
-  /** Runs the plugin again by its policy; a failed restart is a failed run for the policy to judge, once. */
-  async #restartNow(id: string, restartCount: number): Promise<void> {
-    if (this.#closing) return;
-    this.#told.delete(id);
-    this.metrics.pluginRestarts.inc({ plugin: id });
-    try {
-      const { pid, startedAtMs } = await this.#shard(id).request({ kind: 'restart', id, restartCount });
-      this.#started(id, pid);
-      this.#restarts.started(id, startedAtMs);
-    } catch (err) {
-      // Gone, or run by the user meanwhile: the policy has nothing left to do.
-      if (isErrorCode(err, ErrorCode.NotFound) || isErrorCode(err, ErrorCode.AlreadyExists)) return;
-      this.#log.error({ plugin: id, err }, 'restart failed');
-      // A failed run for the policy to judge; if the run's exit was told
-      // (a Docker plugin stopped for not getting ready), its restart is pending already.
-      this.#maybeRestart({ id, exitStatus: 1, exitedAt: new Date() });
-    }
   }
 
   #info(status: PluginStatus): PluginInfo {
@@ -319,7 +269,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const receivedAtMs = nowMs();
     validateId(id);
     this.#restarts.ran(id, settings.restart ?? 'no');
-    this.#told.delete(id);
+    this.#exits.newRun(id);
     const shard = this.#shard(id);
     if (waitsReady) this.#runsPending.set(id, (this.#runsPending.get(id) ?? 0) + 1);
     let reply: { pid: number; startedAtMs: number };
@@ -336,7 +286,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         else this.#runsPending.delete(id);
       }
     }
-    this.#started(id, reply.pid);
+    this.#exits.started(id, reply.pid);
     this.metrics.createDuration.observe(Math.max(0, reply.startedAtMs - receivedAtMs) / 1000);
     return { pid: reply.pid, shard: shard.index };
   }
@@ -387,9 +337,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (force) this.#restarts.stoppedByUser(id);
     await this.#shard(id).request({ kind: 'remove', id, force });
     this.#restarts.forget(id);
-    this.#running.delete(id);
-    this.#told.delete(id);
-    this.#lag.forget(id);
+    this.#exits.forget(id);
     this.metrics.pluginRestarts.remove({ plugin: id });
   }
 
@@ -427,7 +375,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     this.#restarts.close();
     this.#client.close();
-    this.#told.close();
+    this.#exits.close();
     this.#ready = false;
   }
 }

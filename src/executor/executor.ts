@@ -8,7 +8,8 @@
 // after an exit the plugin stays listed as stopped (exit status in its
 // labels) until remove(), unless it was created with autoRemove. This class
 // is the queued facade; the work is done in create.ts, docker-plugin.ts,
-// exit.ts, stop.ts, restore.ts, sweep.ts and cleanup.ts, on a shared
+// image-plugin.ts, exit.ts, stop.ts, restore.ts, sweep.ts, cleanup.ts,
+// update.ts, stats.ts and health.ts (with exec.ts), on a shared
 // ExecutorContext.
 import {
   ErrorCode,
@@ -23,26 +24,26 @@ import {
 } from '../containerd/index.js';
 import { pluginPaths } from '../common/paths.js';
 import type { Resources } from '../common/resources.js';
-import { prepareImageRootfs, removeImageRootfs } from '../images/rootfs.js';
 import { loadBundle } from './bundle.js';
 import { bundleSpec, untilReady, type BundleDirRun, type BundleRun, type ImageRun } from './docker-plugin.js';
-import { parsePluginConfig } from './plugin-config.js';
 import { removeEverything } from './cleanup.js';
 import { logDir, type ExecutorContext } from './context.js';
-import { createPlugin, refuseTaken, restartPlugin, type CreateHow } from './create.js';
-import { PluginError, forPlugin, invalidArgument, notFound } from './errors.js';
+import { createPlugin, restartPlugin, type CreateHow } from './create.js';
+import { withImageRootfs } from './image-plugin.js';
+import { PluginError, forPlugin, notFound } from './errors.js';
 import { handleExit } from './exit.js';
 import { FifoPool } from './fifo.js';
 import { validateId } from './ids.js';
 import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { ErrnoClass, FdHooks } from './log-file.js';
-import { merge, readLog, type LogChunk } from './log-reader.js';
+import { pluginLogs, type LogChunk } from './log-reader.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { restore, restoreAll } from './restore.js';
 import { LABEL, normalizeSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
 import { withResources, type OciSpec } from './spec.js';
-import { STREAMS, type StdioOptions, type StreamName } from './stdio.js';
+import type { StreamName } from './stdio.js';
 import { signalPlugin, stopPlugin } from './stop.js';
+import { stdioOptions, type StdioHooks } from './stdio-options.js';
 import { cancelLateChecks } from './sweep.js';
 import { HealthChecks } from './health.js';
 import { pluginStats } from './stats.js';
@@ -105,10 +106,6 @@ const CLOSE_GRACE_MS = 500;
 
 export class Executor {
   readonly #ctx: ExecutorContext;
-  readonly #onBytes: ExecutorOptions['onBytes'];
-  readonly #onDropped: ExecutorOptions['onDropped'];
-  readonly #onLogWriteError: ExecutorOptions['onLogWriteError'];
-  readonly #fdHooks: FdHooks | undefined;
   readonly #log: Logger;
   readonly #defaultBinary: string;
   readonly #health: HealthChecks;
@@ -128,10 +125,7 @@ export class Executor {
       }
       return r;
     };
-    this.#onBytes = options.onBytes;
-    this.#onDropped = options.onDropped;
-    this.#onLogWriteError = options.onLogWriteError;
-    this.#fdHooks = options.fdHooks;
+    const hooks: StdioHooks = { onBytes: options.onBytes, onDropped: options.onDropped, onLogWriteError: options.onLogWriteError, fdHooks: options.fdHooks };
     this.#log = options.logger ?? silentLogger;
     this.#ctx = {
       client: options.client,
@@ -147,34 +141,9 @@ export class Executor {
       onExit: options.onExit ?? (() => {}),
       owns: options.owns ?? (() => true),
       log: this.#log,
-      stdioOptions: (id, settings) => this.#stdioOptions(id, settings),
+      stdioOptions: (id, settings) => stdioOptions(id, settings, hooks, this.#log),
     };
     this.#health = new HealthChecks(this.#ctx, { execDir: pluginPaths(options.dataDir).exec, ...(options.onUnhealthyKill ? { onKill: options.onUnhealthyKill } : {}) });
-  }
-
-  #stdioOptions(id: string, settings: PluginSettings): StdioOptions {
-    const { mode } = settings.log;
-    const o: StdioOptions = { rotation: settings.log, mode, bufferSize: settings.log.bufferSize };
-    if (this.#onBytes) o.onBytes = this.#onBytes;
-    if (this.#onDropped) o.onDropped = this.#onDropped;
-    if (this.#fdHooks) o.fdHooks = this.#fdHooks;
-    // Every attempt is counted; the log gets one line when an episode
-    // starts and one when it ends, however many retries lie between.
-    o.onWriteError = (stream, { error: err, errno, action, first, unwritten }) => {
-      this.#onLogWriteError?.(errno);
-      const fields = { plugin: id, stream, errno, err };
-      if (action === 'give-up') {
-        this.#log.error({ ...fields, dropped: unwritten }, "log file failed; the stream's output is read and dropped from now on (plugind_stdio_dropped_bytes_total)");
-      } else if (first && action === 'recreate-dir') {
-        this.#log.warn(fields, 'log dir was removed; making it again, output goes on in a new file');
-      } else if (first) {
-        const meanwhile = mode === 'blocking' ? 'the plugin blocks in write() until there is room' : 'output beyond the buffer is dropped until there is room';
-        this.#log.warn(fields, `log writes failing; retrying with backoff, ${meanwhile}`);
-      }
-    };
-    o.onWriteRecovered = (stream, { code, ms, attempts }) =>
-      this.#log.info({ plugin: id, stream, errno: code, ms, attempts }, `log writes work again after ${ms} ms`);
-    return o;
   }
 
   /**
@@ -234,25 +203,9 @@ export class Executor {
   async createFromImage(id: string, run: ImageRun, input: PluginSettingsInput = {}, options: CreateOptions = {}): Promise<{ pid: number }> {
     validateId(id);
     const { image, ...rest } = run;
-    // Refused before the snapshot is touched: a running plugin of the id may be using it.
-    let rootfs;
-    try {
-      refuseTaken(this.#ctx, id, options.replace ?? false);
-      rootfs = await prepareImageRootfs(this.#ctx.client, image, id);
-    } catch (err) {
-      throw forPlugin(id, err);
-    }
-    const settings: PluginSettingsInput = { ...input, image: { ref: rootfs.image, snapshotter: rootfs.snapshotter } };
-    try {
-      const config = parsePluginConfig(rootfs.config, `image ${rootfs.image}: plugin config`);
-      return await this.createBundle(id, { ...rest, config, rootfs: rootfs.mounts }, settings, options);
-    } catch (err) {
-      // A plugin left listed (not ready in time, say) keeps its snapshot until rm.
-      if (this.#ctx.plugins.get(id)?.settings.image === undefined) {
-        await removeImageRootfs(this.#ctx.client, rootfs.snapshotter, id).catch((e: Error) => this.#log.warn({ plugin: id, err: e }, 'rootfs snapshot not removed'));
-      }
-      throw forPlugin(id, err);
-    }
+    return withImageRootfs(this.#ctx, id, image, options.replace ?? false, (rootfs, config) =>
+      this.createBundle(id, { ...rest, config, rootfs: rootfs.mounts }, { ...input, image: { ref: rootfs.image, snapshotter: rootfs.snapshotter } }, options),
+    );
   }
 
   async #create(id: string, spec: OciSpec, input: PluginSettingsInput, how: CreateHow): Promise<{ pid: number }> {
@@ -396,24 +349,8 @@ export class Executor {
   /** The plugin's output from its log files; with follow, until its output ends. Works after exit. */
   logs(id: string, options: LogsOptions = {}): AsyncIterable<LogChunk> {
     const p = this.#get(id);
-    if (options.tail !== undefined && (!Number.isInteger(options.tail) || options.tail < 0)) {
-      throw invalidArgument(`tail ${String(options.tail)}: want a whole number of bytes`);
-    }
-    const streams = options.stream ? [options.stream] : STREAMS;
-    const dir = logDir(this.#ctx, id);
-    // Wait for work queued on this id: an exit being reaped is still flushing output.
-    const settled = this.settled(id);
-    const one = (stream: StreamName): AsyncIterable<LogChunk> =>
-      (async function* () {
-        await settled;
-        for await (const data of readLog(dir, stream, { ...options, live: p.io?.files[stream] })) yield { stream, data };
-      })();
-    if (streams.length === 1 || !options.follow) {
-      return (async function* () {
-        for (const s of streams) yield* one(s);
-      })();
-    }
-    return merge(streams.map(one));
+    // After work queued on this id: an exit being reaped is still flushing output.
+    return pluginLogs(logDir(this.#ctx, id), () => p.io?.files, this.settled(id), options);
   }
 
   /** Resolves once everything queued on the id so far (an exit being reaped, say) is done. */
