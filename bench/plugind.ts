@@ -346,3 +346,49 @@ export async function steady(
     },
   };
 }
+
+/**
+ * /metrics with n plugins running: k scrapes one after the other, each
+ * reading every plugin's usage (one Tasks.Metrics call per shard) and
+ * rendering the per-plugin series. Times are from request to the last
+ * byte; CPU is plugind's user+sys over the k scrapes.
+ */
+export async function scrape(p: Plugind, label: string, n: number, c: number, k: number): Promise<Record<string, unknown>> {
+  const list = ids('sc', n);
+  const errors: string[] = [];
+  await pool(list, c, async (id) => {
+    try {
+      await p.client.run(id, { specJson: p.spec(id, ['sleep', '3600']), resources: { memoryBytes: 64 << 20 } });
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  });
+  const url = `http://${p.metricsAddress}/metrics`;
+  // One scrape first: its caches warm, as a Prometheus that scrapes every 15 s finds them.
+  const first = await (await fetch(url)).text();
+  const times: number[] = [];
+  const cpu0 = cpuSeconds(p.pid);
+  let body = first;
+  for (let i = 0; i < k; i++) {
+    const a = nowMs();
+    body = await (await fetch(url)).text();
+    times.push(nowMs() - a);
+  }
+  const cpu = cpuSeconds(p.pid) - cpu0;
+  const perPlugin = body.split('\n').filter((l) => l.startsWith('plugind_plugin_memory_bytes{')).length;
+  await pool(list, 32, (id) => p.client.remove(id, true).catch(() => {}));
+  return {
+    label,
+    tool: 'plugind',
+    mode: 'scrape',
+    n,
+    k,
+    started: n - errors.length,
+    errors: errors.length,
+    error_samples: errors.slice(0, 3),
+    scrape_ms: summarize(times),
+    scrape_cpu_ms_each: Math.round((cpu / k) * 1000 * 10) / 10,
+    body_bytes: Buffer.byteLength(body),
+    plugins_in_scrape: perPlugin,
+  };
+}

@@ -5,7 +5,8 @@
 //
 //   npm run bench -- [--quick] [--modes lifecycle,stdio,steady] [--tools plugind,gobench,mobybench]
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
-//                    [--steady-n 200] [--steady-c 8] [--workers N] [--cgroups ns|none] [--runtime runc|crun]
+//                    [--steady-n 200] [--steady-c 8] [--scrape-n 1000] [--scrape-k 20]
+//                    [--workers N] [--cgroups ns|none] [--runtime runc|crun]
 //                    [--profile DIR] [--out FILE.json]
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -17,7 +18,7 @@ import { crunRefusesHost } from '../test/helpers/crun.js';
 import { makeBusyboxRootfs } from '../test/helpers/rootfs.js';
 import { chartSvg, type Series } from './chart.js';
 import { BENCH_STATE, ensureGoTools, runGo, type GoTarget, type GoTool } from './go.js';
-import { Plugind, lifecycle, stdio, steady } from './plugind.js';
+import { Plugind, lifecycle, scrape, stdio, steady } from './plugind.js';
 import type { Summary } from './stats.js';
 
 const { values: o } = parseArgs({
@@ -31,6 +32,8 @@ const { values: o } = parseArgs({
     'stdio-b': { type: 'string' },
     'steady-n': { type: 'string' },
     'steady-c': { type: 'string', default: '8' },
+    'scrape-n': { type: 'string' },
+    'scrape-k': { type: 'string', default: '20' },
     workers: { type: 'string', default: String(availableParallelism()) },
     cgroups: { type: 'string', default: 'ns' },
     runtime: { type: 'string', default: 'runc' },
@@ -49,6 +52,9 @@ const SK = Number(o['stdio-k'] ?? (quick ? 4 : 20));
 const SB = Number(o['stdio-b'] ?? (quick ? 8 << 20 : 64 << 20));
 const STN = Number(o['steady-n'] ?? (quick ? 20 : 200));
 const STC = Number(o['steady-c']);
+// The scrape mode is plugind's own (the Go tools have no /metrics): not in the default set.
+const SCN = Number(o['scrape-n'] ?? (quick ? 100 : 1000));
+const SCK = Number(o['scrape-k']);
 // A cool-down between runs (--pause), so that one run's exits and cleanup do not weigh on the next.
 const PAUSE = Number(o.pause) * 1000;
 const cgroups = o.cgroups === 'none' ? '' : 'ns';
@@ -130,6 +136,7 @@ async function main(): Promise<void> {
       await runGoTool('gobench', `gobench steady n=${STN} c=${STC}`, ['-mode', 'steady', '-n', String(STN), '-c', String(STC), '-settle', `${settle}ms`]);
       await runGoTool('mobybench', `mobybench steady n=${STN} c=${STC}`, ['-mode', 'steady', '-n', String(STN), '-c', String(STC), '-settle', `${settle}ms`]);
     }
+    if (modes.has('scrape')) await runPlugind(`plugind scrape n=${SCN} k=${SCK}`, (x) => scrape(x, `plugind scrape n=${SCN} k=${SCK}`, SCN, 16, SCK));
   } finally {
     await p?.stop('SIGTERM').catch(() => {});
     await p?.stopKeeper().catch(() => {});
@@ -203,6 +210,9 @@ function report(): void {
   line('steady client RSS kB held', 'steady', 'plugind_rss_kb_held|mem_held.client_rss_kb');
   line('steady restore after restart s', 'steady', 'restore_s');
   line('steady SIGTERM→all exits s', 'steady', 'sigterm_to_all_exit_handled_s|sigterm_to_all_exit_events_s');
+  line(`/metrics scrape p50 ms, ${SCN} plugins`, 'scrape', 'scrape_ms.p50');
+  line(`/metrics scrape max ms, ${SCN} plugins`, 'scrape', 'scrape_ms.max');
+  line('/metrics scrape CPU ms each', 'scrape', 'scrape_cpu_ms_each');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
   const verified = ['plugind', 'gobench', 'mobybench'].map((t) => `${t} ${String(find(t, 'stdio')?.bytes_match ?? '-')}`).join(', ');

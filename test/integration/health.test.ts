@@ -44,20 +44,21 @@ const execDirEntries = (): string[] => {
 // Its own /dev/shm (a tmpfs of each container): what one plugin writes there no other sees.
 const FAST = ['--health-interval', '200ms', '--health-retries', '2'];
 
-test('--health-cmd: starting, then healthy once a check passes; inspect has the check and its log, ls says "running (healthy)"', async () => {
-  const r = run(['run', 'fine', '--rootfs', rig.h.rootfs, '--health-cmd', 'test -e /dev/shm/up && echo ok', ...FAST, '--', 'sh', '-c', 'sleep 0.5; touch /dev/shm/up; exec sleep 1000']);
+test('--health-cmd: starting (failures in the start period not counted), then healthy once a check passes; inspect has the check and its log, ls says "running (healthy)"', async () => {
+  const r = run(['run', 'fine', '--rootfs', rig.h.rootfs, '--health-cmd', 'test -e /dev/shm/up && echo ok', ...FAST, '--health-start-period', '60s', '--', 'sh', '-c', 'sleep 3; touch /dev/shm/up; exec sleep 1000']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(inspect('fine').health?.status, 'starting');
   await until('healthy', () => inspect('fine').health?.status === 'healthy', 15_000);
   const p = inspect('fine');
-  assert.deepEqual(p.healthCheck, { cmd: 'test -e /dev/shm/up && echo ok', intervalSeconds: 0.2, timeoutSeconds: 30, retries: 2, startPeriodSeconds: 0 });
+  assert.deepEqual(p.healthCheck, { cmd: 'test -e /dev/shm/up && echo ok', intervalSeconds: 0.2, timeoutSeconds: 30, retries: 2, startPeriodSeconds: 60 });
   const last = p.health?.log.at(-1);
   assert.equal(last?.exitCode, 0);
   assert.equal(last?.output, 'ok\n');
   assert.ok(Date.parse(last?.end ?? '') >= Date.parse(last?.start ?? ''));
   assert.ok((p.health?.log.length ?? 0) <= 5);
   assert.match(run(['ls']).stdout, /^fine\s+running \(healthy\)\s/m);
-  assert.equal(p.state, 'running', 'a failure before the first success did not kill it: the streak was under retries');
+  assert.equal(p.state, 'running', 'the failures of its first 3 s, in its start period, did not count');
+  assert.equal(p.health?.failingStreak, 0);
   assert.equal(run(['rm', '--force', 'fine']).code, 0);
 });
 

@@ -9,9 +9,9 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Harness } from '../helpers/containerd.js';
+import { REPO, shBlock } from '../helpers/readme.js';
 import { leftovers, startServed, until, type Served, type ServedRig } from '../helpers/serve.js';
 
-const REPO = join(import.meta.dirname, '../..');
 
 let rig: ServedRig;
 let h: Harness;
@@ -23,15 +23,6 @@ before(async () => {
 after(async () => {
   await rig?.close();
 });
-
-/** The first sh block after the heading. */
-function shBlock(markdown: string, heading: string): string {
-  const from = markdown.indexOf(`\n${heading}\n`);
-  assert.ok(from >= 0, `README has ${heading}`);
-  const m = /```sh\n([\s\S]*?)```/.exec(markdown.slice(from));
-  assert.ok(m, `${heading} has an sh block`);
-  return m[1] as string;
-}
 
 /** Children of pid whose command line has every word. */
 function childrenWith(pid: number, words: string[]): number[] {
@@ -51,7 +42,7 @@ function childrenWith(pid: number, words: string[]): number[] {
 
 test('the README walkthrough runs as written', async (t) => {
   const rootfs = join(h.dir, 'walk-rootfs');
-  const block = shBlock(readFileSync(join(REPO, 'README.md'), 'utf8'), '## Walkthrough').replaceAll('/tmp/rootfs', rootfs);
+  const block = shBlock('## Walkthrough').replaceAll('/tmp/rootfs', rootfs);
   const script = join(h.dir, 'walkthrough.sh');
   // set -e: a line that fails fails the test; aliases as in an interactive shell.
   writeFileSync(script, `set -e\nshopt -s expand_aliases\n${block}`);
