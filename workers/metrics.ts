@@ -4,8 +4,8 @@
 // on the main thread, from timestamps the worker sends, so they survive a
 // worker restart.
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { TaskMetrics } from '../src/containerd/index.js';
 import type { ErrnoClass, PluginStatus, StreamName } from '../src/executor/index.js';
+import type { PluginUsage } from './plugin-usage.js';
 
 const STATES = ['created', 'running', 'stopped', 'paused'] as const;
 
@@ -21,10 +21,12 @@ export class ShardMetrics {
   readonly usageErrors: Counter;
   readonly unhealthyKills: Counter;
   readonly #shard: string;
+  readonly #plugins: () => PluginStatus[];
   #usageFailing = false;
 
   constructor(shard: number, plugins: () => PluginStatus[]) {
     this.#shard = String(shard);
+    this.#plugins = plugins;
     const registers = [this.registry];
     const self = this;
     this.stdioBytes = new Counter({
@@ -81,27 +83,28 @@ export class ShardMetrics {
   }
 
   /**
-   * Sets the per-plugin series from a fresh read; running plugins only. A
-   * read that fails leaves them out of this scrape, counted, and said in
-   * the log once until a read works again.
+   * Sets the per-plugin series from a read of the shard's usage (see
+   * PluginUsage: fresh, or the last one when containerd is slow to answer),
+   * for the plugins running now. A read that fails leaves them out, counted
+   * and said in the log once until a read works again.
    */
-  async pluginUsage(read: () => Promise<TaskMetrics[]>, log: { warn(o: object, msg: string): void; info(o: object, msg: string): void }): Promise<void> {
+  async pluginUsage(usage: PluginUsage, log: { warn(o: object, msg: string): void; info(o: object, msg: string): void }): Promise<void> {
     const series = [this.pluginCpu, this.pluginMemory, this.pluginMemoryLimit, this.pluginPids];
-    let usage: TaskMetrics[];
-    try {
-      usage = await read();
-    } catch (err) {
-      for (const m of series) m.reset();
-      this.usageErrors.inc();
-      if (!this.#usageFailing) log.warn({ err }, "plugins' usage not read from containerd; per-plugin series left out until it works (plugind_plugin_usage_errors_total)");
+    const got = await usage.get();
+    // Reset and set with no await between: scrapes that overlap each leave a whole read.
+    for (const m of series) m.reset();
+    if (!got.ok) {
+      if (got.fresh) this.usageErrors.inc();
+      if (!this.#usageFailing) log.warn({ err: got.err }, "plugins' usage not read from containerd; per-plugin series left out until it works (plugind_plugin_usage_errors_total)");
       this.#usageFailing = true;
       return;
     }
     if (this.#usageFailing) log.info({}, "plugins' usage read again");
     this.#usageFailing = false;
-    // Reset and set with no await between: scrapes that overlap each leave a whole read.
-    for (const m of series) m.reset();
-    for (const u of usage) {
+    // A read older than this scrape may name plugins stopped or removed since.
+    const running = new Set(this.#plugins().filter((p) => p.state === 'running').map((p) => p.id));
+    for (const u of got.usage) {
+      if (!running.has(u.id)) continue;
       const plugin = { plugin: u.id };
       this.pluginCpu.inc(plugin, u.cpuNs / 1e9);
       this.pluginMemory.set(plugin, u.memoryBytes);

@@ -23,6 +23,7 @@ import { FdLedger } from '../src/coordinator/fd-ledger.js';
 import { shardOf } from '../src/coordinator/shard-map.js';
 import { Executor, type LogChunk } from '../src/executor/index.js';
 import { ShardMetrics, nowMs } from './metrics.js';
+import { PluginUsage } from './plugin-usage.js';
 
 if (isMainThread || !parentPort) throw new Error('workers/shard-worker.ts is the entry of a shard worker thread (see src/coordinator/shard.ts), not a program');
 
@@ -33,6 +34,7 @@ interface State {
   client: ContainerdClient;
   executor: Executor;
   metrics: ShardMetrics;
+  usage: PluginUsage;
 }
 
 let state: Promise<State> | undefined;
@@ -57,7 +59,7 @@ function start(): Promise<State> {
       logger: log,
       onExit: (exit) => parentPort?.postMessage({ kind: 'exit', exit } satisfies ShardPush),
     });
-    return { client, executor, metrics };
+    return { client, executor, metrics, usage: new PluginUsage(() => executor.stats()) };
   })();
   return state;
 }
@@ -175,9 +177,9 @@ const handlers: Omit<Handlers, 'init'> = {
   },
   logs: (req, { executor }) => streamLogs(executor, req),
   reconcile: (_req, { executor }) => executor.restoreAll(),
-  metrics: async (_req, { executor, metrics }) => {
-    // The per-plugin series, read now from one Tasks.Metrics call.
-    await metrics.pluginUsage(() => executor.stats(), log);
+  metrics: async (_req, { metrics, usage }) => {
+    // The per-plugin series, from one Tasks.Metrics call started now (see PluginUsage).
+    await metrics.pluginUsage(usage, log);
     return metrics.registry.getMetricsAsJSON();
   },
   shutdown: async (req, { executor, client }) => {
