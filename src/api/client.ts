@@ -16,6 +16,7 @@ import {
   probe,
   readTls,
   timestampMs,
+  toTimestamp,
   type ApiAddress,
   type Timestamp,
   type TlsFiles,
@@ -205,14 +206,21 @@ export class PluginsClient {
   }
 
   /**
-   * Exits as plugind handles them, from now on, until close(). ready()
-   * resolves once plugind has registered the stream: no exit after that is
-   * missed.
+   * Exits as plugind handles them, from now on, until close(); with ids,
+   * only theirs. since: first those plugind remembers told since then (its
+   * last 1,000); until: the stream ends at that time (a past one: after the
+   * replay). ready() resolves once plugind has registered the stream: no
+   * exit after that is missed.
    */
-  events(): ServerStream<ExitEvent> {
+  events(options: { ids?: string[]; since?: Date; until?: Date } = {}): ServerStream<ExitEvent> {
+    const req = {
+      ids: options.ids ?? [],
+      since: options.since ? toTimestamp(options.since.getTime()) : null,
+      until: options.until ? toTimestamp(options.until.getTime()) : null,
+    };
     return this.#stream(
       'Events',
-      {},
+      req,
       (m: { id: string; pid: number; exitStatus: number; exitedAt: Timestamp | null; eventTimestamp: Timestamp | null; oomKilled: boolean }) => {
         const e: ExitEvent = { id: m.id, pid: m.pid, exitStatus: m.exitStatus, exitedAt: date(m.exitedAt) };
         const eventMs = timestampMs(m.eventTimestamp);

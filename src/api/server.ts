@@ -7,10 +7,11 @@ import { createServer } from 'node:net';
 import { CodedError, ErrorCode, invalidInput as invalid } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator } from '../coordinator/index.js';
-import type { PluginExit, StreamName } from '../executor/index.js';
+import type { StreamName } from '../executor/index.js';
 import type { ImageStore, PullProgress } from '../images/index.js';
+import { streamEvents, type EventsCall } from './events-stream.js';
 import { operateHandlers } from './operate.js';
-import { exitMessage, imageMessage, pluginMessage, ts } from './server-messages.js';
+import { imageMessage, pluginMessage, ts } from './server-messages.js';
 import { specFromRun, type RunDefaults, type RunRequest } from './run-request.js';
 import {
   debugService,
@@ -160,21 +161,21 @@ export class ApiServer {
         await this.#images().remove(req.ref);
         return {};
       }),
-      Events: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const onExit = (e: PluginExit): void => {
-          call.write(exitMessage(e));
-        };
-        co.on('exit', onExit);
+      Events: (call: grpc.ServerWritableStream<EventsCall, unknown>) => {
         this.#streams.add(call);
-        // Listening from here on: the client's ready() resolves at this.
-        call.write({ subscribed: true });
-        const done = (): void => {
-          co.off('exit', onExit);
+        let done = (): void => {};
+        const end = (): void => {
+          done();
           this.#streams.delete(call);
         };
-        call.on('cancelled', done);
-        call.on('close', done);
-        call.on('error', done);
+        call.on('cancelled', end);
+        call.on('close', end);
+        call.on('error', end);
+        try {
+          done = streamEvents(co, call);
+        } catch (err) {
+          endStream(call, toGrpcStatus(err));
+        }
       },
     };
   }

@@ -1,7 +1,7 @@
 // The image verbs of the plugind command: pull, images, rmi.
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Image } from '../api/client.js';
-import { addressOption, out, table, withClient } from './common.js';
+import { out, table, withClient } from './common.js';
 import { PullProgressLine, humanSize } from './pull-progress.js';
 
 function imageJson(i: Image): Record<string, unknown> {
@@ -29,13 +29,12 @@ export function addImageVerbs(program: Command): void {
     .option('--insecure-registry', 'plain HTTP to a registry that is not on loopback')
     .option('--username <user>', 'registry user (the password from --password-stdin)')
     .option('--password-stdin', "read the registry user's password from stdin")
-    .addOption(addressOption())
-    .action(async (ref: string, o: { insecureRegistry?: boolean; username?: string; passwordStdin?: boolean; address: string }) => {
+    .action(async (ref: string, o: { insecureRegistry?: boolean; username?: string; passwordStdin?: boolean }) => {
       if (o.passwordStdin && !o.username) throw new InvalidArgumentError('--password-stdin needs --username');
       if (o.username && !o.passwordStdin) throw new InvalidArgumentError('--username needs --password-stdin (the password is read from stdin)');
       const password = o.passwordStdin ? await readStdin() : '';
       if (o.passwordStdin && password === '') throw new InvalidArgumentError('--password-stdin: stdin was empty');
-      await withClient(o, async (c) => {
+      await withClient(async (c) => {
         const line = new PullProgressLine(process.stderr);
         const stream = c.pull(ref, { insecureRegistry: Boolean(o.insecureRegistry), ...(o.username ? { username: o.username, password } : {}) });
         process.once('SIGINT', () => stream.close());
@@ -57,9 +56,8 @@ export function addImageVerbs(program: Command): void {
     .command('images')
     .description('list plugin images, with the plugins that run from each')
     .option('--json', 'print a JSON array')
-    .addOption(addressOption())
-    .action(async (o: { json?: boolean; address: string }) => {
-      await withClient(o, async (c) => {
+    .action(async (o: { json?: boolean }) => {
+      await withClient(async (c) => {
         const images = await c.images();
         if (o.json) return void out(JSON.stringify(images.map(imageJson)) + '\n');
         const rows = [['REF', 'DIGEST', 'SIZE', 'CREATED', 'PLUGINS']];
@@ -73,9 +71,8 @@ export function addImageVerbs(program: Command): void {
   program
     .command('rmi <ref>')
     .description('remove a plugin image (refused while a plugin uses it); its blobs and layers go unless another image shares them')
-    .addOption(addressOption())
-    .action(async (ref: string, o: { address: string }) => {
-      await withClient(o, async (c) => {
+    .action(async (ref: string) => {
+      await withClient(async (c) => {
         await c.removeImage(ref);
       });
     });

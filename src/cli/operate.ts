@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { PluginStats } from '../api/client.js';
 import { MEMORY_RULE, MIN_CPUS, MIN_MEMORY_BYTES, formatBytes, parseMemory, type Resources } from '../common/resources.js';
-import { addressOption, client, collect, out, table, withClient } from './common.js';
+import { client, collect, out, table, withClient } from './common.js';
 
 /** How often `stats` reads, and how far apart the two reads of a CPU % are. */
 const STATS_INTERVAL_MS = 1000;
@@ -83,12 +83,11 @@ export function addOperateVerbs(program: Command): void {
   addResourceOptions(
     program
       .command('update <id>')
-      .description("change a plugin's limits: a running plugin's at once (its cgroup), and for its next runs")
-      .addOption(addressOption()),
-  ).action(async (id: string, o: { memory?: number; cpus?: number; pidsLimit?: number; address: string }) => {
+      .description("change a plugin's limits: a running plugin's at once (its cgroup), and for its next runs"),
+  ).action(async (id: string, o: { memory?: number; cpus?: number; pidsLimit?: number }) => {
     const r = resourcesFromFlags(o);
     if (Object.keys(r).length === 0) throw new InvalidArgumentError(`plugin ${id}: nothing to update: give --memory, --cpus or --pids-limit`);
-    await withClient(o, async (c) => {
+    await withClient(async (c) => {
       await c.update(id, r);
       process.stdout.write(`${id}\n`);
     });
@@ -102,9 +101,8 @@ export function addStatsVerb(program: Command): void {
     .addHelpText('after', '\nCPU % is of one core (200% is two cores busy), over the last second. Memory is the working set\n(usage less inactive file cache) and the limit set by run --memory or update ("-": none).')
     .option('--no-stream', 'print once and exit (reads twice, a second apart, for the CPU %)')
     .option('--json', 'an array of {"id","cpuPercent","memoryBytes","memoryLimitBytes","pids"}; streaming, one array per line')
-    .addOption(addressOption())
-    .action(async (ids: string[], o: { stream: boolean; json?: boolean; address: string }) => {
-      const c = client(o);
+    .action(async (ids: string[], o: { stream: boolean; json?: boolean }) => {
+      const c = client();
       const stop = (): void => {
         c.close();
         process.exit(0);
@@ -141,11 +139,10 @@ with no stdin and no terminal; without one, /bin/sh (which then ends at once). P
 Its stdout and stderr go to this command's; ^C (or this command going away) kills it.`,
     )
     .option('--env <K=V>', 'environment variable over the plugin\'s own (repeatable)', collect, [] as string[])
-    .addOption(addressOption())
-    .action(async (id: string, command: string[], o: { env: string[]; address: string }) => {
+    .action(async (id: string, command: string[], o: { env: string[] }) => {
       const bad = o.env.find((e) => !/^[^=]+=/.test(e));
       if (bad !== undefined) throw new InvalidArgumentError(`--env ${JSON.stringify(bad)}: want KEY=VALUE`);
-      const c = client(o);
+      const c = client();
       const stream = c.exec(id, command, o.env);
       const stop = (): void => {
         stream.close();

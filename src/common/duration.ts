@@ -19,3 +19,16 @@ export function parseDuration(text: string): number | undefined {
 export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${Number((ms / 1000).toFixed(3))}s`;
 }
+
+/**
+ * A point in time as docker's --since and --until take it: a duration back
+ * from now (`10m`, `90s`, `30`), or an RFC 3339 time (`2026-12-04T10:00:00Z`,
+ * a date alone being its midnight UTC). Undefined for anything else.
+ */
+export function parseTimeArg(text: string, nowMs = Date.now()): Date | undefined {
+  const ago = parseDuration(text);
+  if (ago !== undefined) return new Date(nowMs - ago);
+  if (!/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/.test(text.trim())) return undefined;
+  const ms = Date.parse(text.trim());
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+}

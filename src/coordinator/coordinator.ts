@@ -30,6 +30,7 @@ import { shardOf } from './shard-map.js';
 import type { RestoreCounts, ShardPush } from './protocol.js';
 import { ExitTeller } from './exit-teller.js';
 import { ToldExits } from './told-exits.js';
+import { RecentExits } from './recent-exits.js';
 import { RestartRunner } from './restart-runner.js';
 import { Restarts, type RestartBackoff } from './restarts.js';
 import { Shard } from './shard.js';
@@ -69,6 +70,8 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly metrics = new ServiceMetrics(() => this.containerdHealthy());
   readonly shards: Shard[];
+  /** The exits told lately (events --since). */
+  readonly recentExits = new RecentExits();
   readonly #log: Logger;
   readonly #client: ContainerdClient;
   readonly #loop: EventLoop;
@@ -117,6 +120,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     };
     this.#exits = new ExitTeller(new ToldExits(paths.toldExits, onWriteError, paths.formerToldExits), new ExitLag(this.metrics.eventLag), (exit) => {
       this.metrics.exits.inc();
+      this.recentExits.add(exit);
       this.emit('exit', exit);
       this.#policy.onExit(exit);
     });

@@ -215,7 +215,7 @@ test('exec of a stopped or unknown plugin, or with a bad --env, is refused namin
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /plugin nosuch: not found/);
   const env = run(['exec', 'ex', '--env', 'NOEQUALS', '--', 'true']);
-  assert.equal(env.code, 1);
+  assert.equal(env.code, 2, 'a usage error');
   assert.match(env.stderr, /--env "NOEQUALS": want KEY=VALUE/);
   const missing = run(['exec', 'ex', '--', 'no-such-command']);
   assert.notEqual(missing.code, 0);

@@ -24,7 +24,7 @@ test("the README's Operating plugins block runs as written", async () => {
   const r = spawnSync('bash', [script], { cwd: REPO, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PLUGIND_ADDRESS: rig.s.address } });
   assert.equal(r.status, 0, `block failed:\n${r.stdout}\n${r.stderr}`);
   const lines = r.stdout.split('\n');
-  assert.deepEqual(lines.filter((l) => l === 'web'), ['web', 'web'], 'run and update printed the id');
+  assert.deepEqual(lines.filter((l) => l === 'web'), ['web', 'web', 'web'], 'run, update and rm printed the id');
   assert.ok(lines.some((l) => /^ID\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+PIDS$/.test(l)), r.stdout);
   assert.ok(lines.some((l) => /^web\s+\d+\.\d\d%\s+\S+ \/ 128MiB\s+\d+\.\d\d%\s+2$/.test(l)), r.stdout);
   const stats = JSON.parse(lines.find((l) => l.startsWith('[')) ?? '[]') as Array<Record<string, unknown>>;

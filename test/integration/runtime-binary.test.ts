@@ -92,7 +92,7 @@ test('a --runtime-binary that is not there is INVALID_ARGUMENT naming the flag; 
     [dir, /^plugind: plugin bad: --runtime-binary ".*\/a-dir": not a file$/m],
   ] as Array<[string, RegExp]>) {
     const r = cli(['run', 'bad', '--runtime-binary', binary, '--rootfs', h.rootfs, '--', 'true'], { address });
-    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.code, 125, r.stdout + r.stderr);
     assert.match(r.stderr, re);
   }
   // Through the API, a relative path (the CLI makes one absolute) and the code.
