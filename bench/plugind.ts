@@ -3,13 +3,13 @@
 // baseline's three modes and with the same plugin commands.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PluginsClient, type ExitEvent, type ServerStream } from '../src/api/client.js';
 import { apiSocketPath, pluginsDir } from '../src/common/paths.js';
-import { defaultSpec } from '../src/executor/index.js';
+import { LOG_NAME, defaultSpec, parseRecords } from '../src/executor/index.js';
 import { runningKeeper, stopFifoKeeper } from '../src/keeper/index.js';
 import { cpuSeconds, rssKb } from './proc.js';
 import { nowMs, summarize } from './stats.js';
@@ -153,8 +153,9 @@ export class Plugind {
     return stopFifoKeeper(pluginsDir(this.#t.dataDir, this.#t.namespace));
   }
 
+  /** The plugin's log file (CRI records of both streams). */
   logFile(id: string): string {
-    return join(pluginsDir(this.#t.dataDir, this.#t.namespace), 'logs', id, 'stdout.log');
+    return join(pluginsDir(this.#t.dataDir, this.#t.namespace), 'logs', id, `${LOG_NAME}.log`);
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -257,8 +258,12 @@ export async function stdio(p: Plugind, label: string, k: number, bytes: number)
   done = true;
   await prober;
   const cpu = cpuSeconds(p.pid) - cpu0;
+  // An exit is told before its output is drained: a logs call waits for the drain.
+  await pool(list, 8, async (id) => {
+    for await (const chunk of p.client.logs(id, { tail: 0 })) void chunk;
+  });
   let total = 0;
-  for (const id of list) total += existsSync(p.logFile(id)) ? statSync(p.logFile(id)).size : 0;
+  for (const id of list) total += existsSync(p.logFile(id)) ? await stdoutBytes(p.logFile(id)) : 0;
   await pool(list, 8, (id) => p.client.remove(id).catch(() => {}));
   return {
     label,
@@ -345,6 +350,18 @@ export async function steady(
       sigterm_to_all_exit_handled_s: Math.round(stopAll * 1000) / 1000,
     },
   };
+}
+
+/** The stdout bytes a CRI log file holds: the content of its stdout records, a newline after each F. */
+async function stdoutBytes(file: string): Promise<number> {
+  let total = 0;
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const data of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    const parsed = parseRecords(rest.length > 0 ? Buffer.concat([rest, data]) : data);
+    for (const r of parsed.records) if (r.stream === 'stdout') total += r.content.length + (r.full ? 1 : 0);
+    rest = Buffer.from(parsed.rest);
+  }
+  return total;
 }
 
 /**

@@ -129,9 +129,7 @@ async function streamLogs(executor: Executor, req: Extract<ShardRequest, { kind:
   });
   const send = (m: LogsMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
   try {
-    const opts: Parameters<Executor['logs']>[1] = { follow: req.follow, signal: ac.signal };
-    if (req.stream) opts.stream = req.stream;
-    if (req.tail !== undefined) opts.tail = req.tail;
+    const opts: Parameters<Executor['logs']>[1] = { ...req.options, signal: ac.signal };
     for await (const chunk of executor.logs(req.id, opts) as AsyncIterable<LogChunk>) {
       while (credit < chunk.data.length && !ac.signal.aborted) await new Promise<void>((r) => (wake = r));
       if (ac.signal.aborted) break;

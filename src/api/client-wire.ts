@@ -32,6 +32,8 @@ export interface Plugin {
   health?: PluginHealth;
   /** Its check (docker's defaults filled in); cmd '' : its socket is dialled. Absent without one. */
   healthCheck?: HealthCheck;
+  /** Its log file on the host (CRI format). */
+  logPath: string;
 }
 
 export interface PluginHealth {
@@ -171,6 +173,7 @@ export function plugin(p: WirePlugin): Plugin {
     image: p.image ?? '',
     restartCount: p.restartCount ?? 0,
     oomKilled: p.oomKilled ?? false,
+    logPath: p.logPath ?? '',
   };
   const r = pickResources(p.resources);
   if (hasResources(r)) out.resources = r;

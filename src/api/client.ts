@@ -188,9 +188,20 @@ export class PluginsClient {
     );
   }
 
-  logs(id: string, options: { stream?: 'stdout' | 'stderr'; tail?: number; follow?: boolean } = {}): ServerStream<{ stream: string; data: Buffer }> {
-    const req: Record<string, unknown> = { id, stream: options.stream ?? '', follow: options.follow ?? false };
+  /**
+   * The plugin's output as it wrote it: one stream or both, the last tail
+   * bytes of each stream or tailLines lines, written since/until, each line
+   * led by its time with timestamps, and with follow what it writes next.
+   */
+  logs(
+    id: string,
+    options: { stream?: 'stdout' | 'stderr'; tail?: number; tailLines?: number; follow?: boolean; timestamps?: boolean; since?: Date; until?: Date } = {},
+  ): ServerStream<{ stream: string; data: Buffer }> {
+    const req: Record<string, unknown> = { id, stream: options.stream ?? '', follow: options.follow ?? false, timestamps: options.timestamps ?? false };
     if (options.tail !== undefined) req.tail = options.tail;
+    if (options.tailLines !== undefined) req.tailLines = options.tailLines;
+    if (options.since) req.since = toTimestamp(options.since.getTime());
+    if (options.until) req.until = toTimestamp(options.until.getTime());
     return this.#stream('Logs', req, (m: { stream: string; data: Buffer }) => m);
   }
 

@@ -28,6 +28,7 @@ export function pluginMessage(p: PluginInfo): Record<string, unknown> {
     nextRestartAt: ts(p.nextRestartAt),
     oomKilled: p.oomKilled,
     resources: p.settings.resources ?? null,
+    logPath: p.logPath,
     health: p.health
       ? { status: p.health.status, failingStreak: p.health.failingStreak, log: p.health.log.map((r) => ({ start: ts(r.start), end: ts(r.end), exitCode: r.exitCode, output: r.output })) }
       : null,

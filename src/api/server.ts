@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { CodedError, ErrorCode, invalidInput as invalid } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Coordinator } from '../coordinator/index.js';
-import type { StreamName } from '../executor/index.js';
+import type { LogsOptions, StreamName } from '../executor/index.js';
 import type { ImageStore, PullProgress } from '../images/index.js';
 import { streamEvents, type EventsCall } from './events-stream.js';
 import { operateHandlers } from './operate.js';
@@ -22,7 +22,9 @@ import {
   probe,
   readTls,
   shutdownStatus,
+  timestampMs,
   toGrpcStatus,
+  type Timestamp,
   type ApiAddress,
   type TlsFiles,
 } from './wire.js';
@@ -50,6 +52,17 @@ export interface ApiServerOptions {
   /** Unix socket: mode 0660 and this group (name or gid) instead of 0600. */
   group?: string;
   logger?: Logger;
+}
+
+interface LogsCall {
+  id: string;
+  stream: string;
+  tail?: number;
+  follow: boolean;
+  tailLines?: number;
+  timestamps: boolean;
+  since: Timestamp | null;
+  until: Timestamp | null;
 }
 
 interface PullRequest {
@@ -150,7 +163,7 @@ export class ApiServer {
         await co.remove(req.id, req.force);
         return {};
       }),
-      Logs: (call: grpc.ServerWritableStream<{ id: string; stream: string; tail?: number; follow: boolean }, unknown>) => {
+      Logs: (call: grpc.ServerWritableStream<LogsCall, unknown>) => {
         void this.#logs(call);
       },
       Pull: (call: grpc.ServerWritableStream<PullRequest, unknown>) => {
@@ -214,7 +227,7 @@ export class ApiServer {
     }
   }
 
-  async #logs(call: grpc.ServerWritableStream<{ id: string; stream: string; tail?: number; follow: boolean }, unknown>): Promise<void> {
+  async #logs(call: grpc.ServerWritableStream<LogsCall, unknown>): Promise<void> {
     const req = call.request;
     this.#streams.add(call);
     let cancelled = false;
@@ -222,9 +235,14 @@ export class ApiServer {
     try {
       await this.#o.ready;
       if (req.stream && req.stream !== 'stdout' && req.stream !== 'stderr') throw invalid(`plugin ${req.id}: stream ${JSON.stringify(req.stream)}: want stdout or stderr`);
-      const opts: { stream?: StreamName; tail?: number; follow: boolean } = { follow: req.follow };
+      const opts: LogsOptions = { follow: req.follow, timestamps: req.timestamps };
       if (req.stream) opts.stream = req.stream as StreamName;
       if (req.tail !== undefined) opts.tail = req.tail;
+      if (req.tailLines !== undefined) opts.tailLines = req.tailLines;
+      const since = timestampMs(req.since);
+      const until = timestampMs(req.until);
+      if (since !== undefined) opts.sinceMs = since;
+      if (until !== undefined) opts.untilMs = until;
       for await (const chunk of this.#o.coordinator.logs(req.id, opts)) {
         if (cancelled || call.writableEnded) break;
         if (!call.write({ stream: chunk.stream, data: chunk.data })) {

@@ -19,6 +19,7 @@ export function pluginJson(p: Plugin): Record<string, unknown> {
   o.runtimeBinary = p.runtimeBinary;
   if (p.image) o.image = p.image;
   if (p.resources) o.resources = p.resources;
+  o.logPath = p.logPath;
   if (p.healthCheck) o.healthCheck = p.healthCheck;
   if (p.health) {
     o.health = {
@@ -153,15 +154,28 @@ export function addPluginVerbs(program: Command): void {
 
   program
     .command('logs <id>')
-    .description("print a plugin's output (both streams unless --stream)")
+    .description("print a plugin's output as it wrote it: stdout to stdout, stderr to stderr (both unless --stream)")
+    .addHelpText(
+      'after',
+      `
+The log file is in the CRI format (kubelet's, crictl's, fluent-bit's): inspect --json gives its logPath.
+Output written by a plugind before that format (raw files) is printed first, timed by its file's mtime.`,
+    )
     .option('-f, --follow', 'keep printing new output until the plugin exits; if plugind goes away first, exit 1 saying "plugind went away" (no reconnect: run it again)')
+    .option('-n, --tail <lines>', 'only the last LINES lines, both streams counted ("all": every line)', tailLines)
+    .option('--tail-bytes <bytes>', 'only the last BYTES of each stream', int('--tail-bytes', 0, Number.MAX_SAFE_INTEGER))
+    .option('-t, --timestamps', 'start each line with its time (RFC 3339, ns)')
+    .option('--since <time>', 'only output written since: a duration back (10m, 90s) or an RFC 3339 time', timeArg)
+    .option('--until <time>', 'only output written before: a duration back or an RFC 3339 time', timeArg)
     .addOption(new Option('--stream <stream>', 'only this stream').choices(['stdout', 'stderr']))
-    .option('--tail <bytes>', 'only the last BYTES of each stream', int('--tail', 0, Number.MAX_SAFE_INTEGER))
-    .action(async (id: string, o: { follow?: boolean; stream?: 'stdout' | 'stderr'; tail?: number }) => {
+    .action(async (id: string, o: { follow?: boolean; stream?: 'stdout' | 'stderr'; tail?: number; tailBytes?: number; timestamps?: boolean; since?: Date; until?: Date }) => {
       const c = client();
-      const opts: { follow: boolean; stream?: 'stdout' | 'stderr'; tail?: number } = { follow: Boolean(o.follow) };
+      const opts: Parameters<typeof c.logs>[1] = { follow: Boolean(o.follow), timestamps: Boolean(o.timestamps) };
       if (o.stream) opts.stream = o.stream;
-      if (o.tail !== undefined) opts.tail = o.tail;
+      if (o.tail !== undefined && Number.isFinite(o.tail)) opts.tailLines = o.tail;
+      if (o.tailBytes !== undefined) opts.tail = o.tailBytes;
+      if (o.since) opts.since = o.since;
+      if (o.until) opts.until = o.until;
       const stream = c.logs(id, opts);
       // ^C ends the stream itself (closing the client would leave the call open) and exits 0.
       const stop = (): void => stream.close();
@@ -214,6 +228,13 @@ export function addPluginVerbs(program: Command): void {
         c.close();
       }
     });
+}
+
+function tailLines(v: string): number {
+  if (v === 'all') return Infinity;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('want a number of lines, or all');
+  return n;
 }
 
 function timeArg(v: string): Date {

@@ -7,7 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Resources } from '../common/resources.js';
 import type { ContainerdEvent, TaskMetrics } from '../containerd/index.js';
-import type { BundleDirRun, ErrorCode, ImageRun, LogChunk, OciSpec, PluginExit, PluginSettingsInput, PluginStatus, StreamName } from '../executor/index.js';
+import type { BundleDirRun, ErrorCode, ImageRun, LogChunk, LogsOptions, OciSpec, PluginExit, PluginSettingsInput, PluginStatus } from '../executor/index.js';
 
 /** What a worker is started with (piscina workerData). */
 export interface WorkerConfig {
@@ -46,7 +46,7 @@ export type PluginRequest =
   /** ids: only these (each this shard's); none: every plugin of the shard. */
   | { kind: 'stats'; ids?: string[] }
   | { kind: 'remove'; id: string; force: boolean }
-  | { kind: 'logs'; id: string; stream?: StreamName; tail?: number; follow: boolean; port: MessagePort }
+  | { kind: 'logs'; id: string; options: Omit<LogsOptions, 'signal'>; port: MessagePort }
   | { kind: 'reconcile' }
   | { kind: 'metrics' }
   | { kind: 'shutdown'; stopPlugins: boolean };

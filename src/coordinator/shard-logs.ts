@@ -1,14 +1,11 @@
 // A plugin's output, streamed from the shard that owns it.
 import { MessageChannel } from 'node:worker_threads';
-import type { LogChunk, StreamName } from '../executor/index.js';
+import type { LogChunk, LogsOptions as ExecutorLogsOptions } from '../executor/index.js';
 import { LOGS_WINDOW, type LogsControl, type LogsMessage } from './protocol.js';
 import { ShardError, type Shard } from './shard.js';
 
-export interface LogsOptions {
-  stream?: StreamName;
-  tail?: number;
-  follow?: boolean;
-}
+/** What a logs request asks (see pluginLogs). */
+export type LogsOptions = Omit<ExecutorLogsOptions, 'signal'>;
 
 /**
  * The plugin's output, streamed from its shard over a MessagePort with a
@@ -24,11 +21,7 @@ export async function* shardLogs(shard: Shard, id: string, options: LogsOptions 
     queue.push(m);
     wake?.();
   });
-  const req = { kind: 'logs' as const, id, follow: options.follow ?? false, port: port2 } as const;
-  const done = shard.request(
-    { ...req, ...(options.stream ? { stream: options.stream } : {}), ...(options.tail !== undefined ? { tail: options.tail } : {}) },
-    [port2],
-  );
+  const done = shard.request({ kind: 'logs', id, options, port: port2 }, [port2]);
   let failed: unknown;
   done.catch((err: unknown) => {
     failed = err;

@@ -8,7 +8,7 @@ import { initSpec, pluginPrivileges } from './bundle.js';
 import { propagatedDir, runtimeDir } from './bundle-dirs.js';
 import { logDir, type ExecutorContext } from './context.js';
 import { PluginError } from './errors.js';
-import { readLog } from './log-reader.js';
+import { pluginLogs } from './plugin-logs.js';
 import type { PluginConfig } from './plugin-config.js';
 import type { Plugin } from './plugin.js';
 import { waitReady } from './ready.js';
@@ -98,7 +98,7 @@ export async function untilReady(ctx: ExecutorContext, p: Plugin, b: BundleSetti
 async function stderrTail(ctx: ExecutorContext, id: string): Promise<string[]> {
   let text = '';
   try {
-    for await (const data of readLog(logDir(ctx, id), 'stderr', { tail: 4096 })) text += data.toString('utf8');
+    for await (const chunk of pluginLogs(logDir(ctx, id), () => undefined, Promise.resolve(), { stream: 'stderr', tail: 4096 })) text += chunk.data.toString('utf8');
   } catch {
     return [];
   }

@@ -36,7 +36,8 @@ import { FifoPool } from './fifo.js';
 import { validateId } from './ids.js';
 import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { ErrnoClass, FdHooks } from './log-file.js';
-import { pluginLogs, type LogChunk } from './log-reader.js';
+import type { LogChunk } from './log-reader.js';
+import { pluginLogs, type PluginLogsOptions } from './plugin-logs.js';
 import { toStatus, type Plugin, type PluginExit, type PluginStatus } from './plugin.js';
 import { restore, restoreAll } from './restore.js';
 import { LABEL, normalizeSettings, type PluginSettings, type PluginSettingsInput } from './settings.js';
@@ -90,13 +91,8 @@ export interface CreateOptions {
   replace?: boolean;
 }
 
-export interface LogsOptions {
-  stream?: StreamName;
-  /** Only the last this many bytes of each stream. */
-  tail?: number;
-  follow?: boolean;
-  signal?: AbortSignal;
-}
+/** What logs() takes (see pluginLogs). */
+export type LogsOptions = PluginLogsOptions;
 
 const REAP_CONCURRENCY = 4;
 
@@ -350,7 +346,7 @@ export class Executor {
   logs(id: string, options: LogsOptions = {}): AsyncIterable<LogChunk> {
     const p = this.#get(id);
     // After work queued on this id: an exit being reaped is still flushing output.
-    return pluginLogs(logDir(this.#ctx, id), () => p.io?.files, this.settled(id), options);
+    return pluginLogs(logDir(this.#ctx, id), () => p.io?.file, this.settled(id), options);
   }
 
   /** Resolves once everything queued on the id so far (an exit being reaped, say) is done. */

@@ -1,6 +1,8 @@
 // The executor layer's public surface.
 export { Executor } from './executor.js';
 export type { BundleDirRun, BundleRun, CreateOptions, ImageRun, ExecutorOptions, LogsOptions } from './executor.js';
+export { parseRecords, type CriRecord } from './cri-log.js';
+export { LOG_NAME } from './stdio.js';
 export type { BundleStatus, PluginExit, PluginState, PluginStatus } from './plugin.js';
 export { initSpec, loadBundle, pluginPrivileges, type Bundle, type InitSpecOptions } from './bundle.js';
 export { parsePluginConfig, PLUGIN_RUNTIME_DESTINATION, type PluginConfig, type PluginPrivilege } from './plugin-config.js';

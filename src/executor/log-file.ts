@@ -1,5 +1,7 @@
-// A plugin's output stream on disk: `<name>.log` plus rotated `<name>.log.1`
-// (newest) … `<name>.log.<maxFiles-1>`.
+// A plugin's output on disk: `<name>.log` plus rotated `<name>.log.1`
+// (newest) … `<name>.log.<maxFiles-1>`. Each write is whole records (see
+// cri-log.ts) and never straddles two files: the file rotates before a
+// write that would take it past its size, so each file parses on its own.
 //
 // writeNow() writes a chunk at once, in the caller's turn (a write(2) to
 // the page cache, no threadpool round trip), whenever nothing is queued.
@@ -10,7 +12,7 @@
 // mode. A write that fails for want of space waits and retries, so a full
 // disk holds the output back (as a slow one does) instead of ending it.
 import { EventEmitter } from 'node:events';
-import { close, fstat, mkdir, open, readdir, rename, unlink, writeSync, writev } from 'node:fs';
+import { close, fstat, mkdir, open, readdir, rename, unlink, writeSync, writev, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -149,6 +151,8 @@ export class RotatingLogFile extends Writable {
   #wake: (() => void) | undefined;
   /** writeNow() queues until then (performance.now()): the last direct write was slow. */
   #slowUntil = 0;
+  /** The next queued buffer is the rest of one written in part: it goes to the same file. */
+  #continues = false;
 
   constructor(dir: string, name: string, rotation: RotationOptions = {}, options: { highWaterMark?: number; fdHooks?: FdHooks } = {}) {
     super({ highWaterMark: options.highWaterMark ?? 1 << 20, decodeStrings: false });
@@ -229,30 +233,36 @@ export class RotatingLogFile extends Writable {
   }
 
   /**
-   * Writes chunk now if nothing waits before it, else queues a copy of what
-   * is left (the caller may reuse chunk once this returns). Returns what
+   * Writes chunk (a buffer, or buffers in order) now if nothing waits before
+   * it, else queues a copy of what is left (the caller may reuse chunk once
+   * this returns). Returns what
    * write() returns: false once the queue is over its high-water mark.
    */
-  writeNow(chunk: Buffer): boolean {
+  writeNow(chunk: Buffer | Buffer[]): boolean {
+    let parts = Array.isArray(chunk) ? chunk : [chunk];
+    const total = byteLength(parts);
     let off = 0;
-    if (this.#fd >= 0 && this.writableLength === 0 && this.#episode === undefined && !this.writableEnded && !this.destroyed) {
+    const fits = this.#size === 0 || this.#size + total <= this.#maxSize;
+    if (fits && this.#fd >= 0 && this.writableLength === 0 && this.#episode === undefined && !this.writableEnded && !this.destroyed) {
       const t0 = performance.now();
       if (t0 >= this.#slowUntil) {
         try {
-          while (off < chunk.length && this.#size < this.#maxSize) {
-            const n = writeSync(this.#fd, chunk, off, Math.min(chunk.length - off, this.#maxSize - this.#size));
+          while (off < total) {
+            const n = parts.length === 1 ? writeSync(this.#fd, parts[0] as Buffer) : writevSync(this.#fd, parts);
             this.#size += n;
             off += n;
+            if (off < total) parts = splitBytes(parts, n)[1];
           }
         } catch {
           // The queued write meets the error again, and reports and handles it.
         }
         if (performance.now() - t0 >= SLOW_MS) this.#slowUntil = performance.now() + SLOW_HOLD_MS;
         if (off > 0) this.notify.emit('written', off);
-        if (off === chunk.length) return true;
+        if (off === total) return true;
+        if (off > 0) this.#continues = true;
       }
     }
-    return this.write(Buffer.from(chunk.subarray(off)));
+    return this.write(Buffer.concat(parts));
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -269,20 +279,29 @@ export class RotatingLogFile extends Writable {
     writing.then(() => callback(), callback);
   }
 
-  // Files are filled to exactly maxSize before rotating, so what is kept is
-  // (maxFiles-1)·maxSize plus the live file, whatever the write sizes were.
-  // `pending` is always what has not reached the file: after a short write
-  // or a failure, the next attempt starts at the first byte not written.
+  // A file rotates before a write that would take it past maxSize (unless
+  // it is empty): what is kept is about (maxFiles-1)·maxSize plus the live
+  // file, and no record is split between two files. `pending` is always
+  // what has not reached the file: after a short write or a failure, the
+  // next attempt starts at the first byte not written, in the same file.
   async #writeAll(buffers: Buffer[]): Promise<void> {
     const total = byteLength(buffers);
     let pending = buffers;
+    let cut = this.#continues;
+    this.#continues = false;
     while (pending.length > 0) {
       try {
-        if (this.#size >= this.#maxSize) await this.#rotate();
-        // libuv writes at most IOV_MAX buffers per call, and a write can be
-        // short (a disk filling up): one call per turn, until all are out.
-        const { bytesWritten: n } = await writevP(this.#fd, splitBytes(pending, this.#maxSize - this.#size)[0]);
+        if (!cut && this.#size > 0 && this.#size + (pending[0] as Buffer).length > this.#maxSize) await this.#rotate();
+        // As many whole buffers as fit, at least one. libuv writes at most
+        // IOV_MAX buffers per call, and a write can be short (a disk
+        // filling up): one call per turn, until all are out.
+        const room = this.#maxSize - this.#size;
+        let k = 1;
+        let bytes = (pending[0] as Buffer).length;
+        while (k < pending.length && bytes + (pending[k] as Buffer).length <= room) bytes += (pending[k++] as Buffer).length;
+        const { bytesWritten: n } = await writevP(this.#fd, pending.slice(0, k));
         this.#size += n;
+        cut = !atBoundary(pending, n);
         pending = splitBytes(pending, n)[1];
       } catch (err) {
         await this.#failed(err as NodeJS.ErrnoException, () => this.writableLength - total + byteLength(pending));
@@ -347,6 +366,17 @@ export class RotatingLogFile extends Writable {
 
 function byteLength(buffers: Buffer[]): number {
   return buffers.reduce((n, b) => n + b.length, 0);
+}
+
+/** Whether the first n bytes of the list end where one of its buffers ends. */
+function atBoundary(buffers: Buffer[], n: number): boolean {
+  let sum = 0;
+  for (const b of buffers) {
+    if (sum === n) return true;
+    sum += b.length;
+    if (sum > n) return false;
+  }
+  return true;
 }
 
 /** Splits a buffer list after its first n bytes (without copying). */

@@ -4,8 +4,7 @@
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RotatingLogFile } from './log-file.js';
-import { invalidArgument } from './errors.js';
-import { STREAMS, type StreamName } from './stdio.js';
+import type { StreamName } from './stdio.js';
 
 export interface ReadOptions {
   /** Only the last this many bytes (across files). */
@@ -52,7 +51,7 @@ async function* readFrom(handle: FileHandle, position: { at: number }): AsyncGen
   }
 }
 
-export async function* readLog(dir: string, name: StreamName, options: ReadOptions = {}): AsyncGenerator<Buffer> {
+export async function* readLog(dir: string, name: string, options: ReadOptions = {}): AsyncGenerator<Buffer> {
   const live = options.follow && options.live && !options.live.closed ? options.live : undefined;
   // Listen before reading, so that nothing written meanwhile is missed.
   let wake: (() => void) | undefined;
@@ -149,33 +148,4 @@ export async function* merge<T>(sources: AsyncIterable<T>[]): AsyncGenerator<T> 
     // that wait take an AbortSignal for that.
     for (const it of iterators) void it.return?.(undefined)?.catch(() => {});
   }
-}
-
-/**
- * A plugin's output from its log dir, after `settled` (work queued on its
- * id, such as an exit still flushing): one stream, or both one after the
- * other, or with follow both as they come. live gives the files its copy
- * loops write now, if it runs.
- */
-export function pluginLogs(
-  dir: string,
-  live: () => Partial<Record<StreamName, RotatingLogFile>> | undefined,
-  settled: Promise<void>,
-  options: { stream?: StreamName; tail?: number; follow?: boolean; signal?: AbortSignal },
-): AsyncIterable<LogChunk> {
-  if (options.tail !== undefined && (!Number.isInteger(options.tail) || options.tail < 0)) {
-    throw invalidArgument(`tail ${String(options.tail)}: want a whole number of bytes`);
-  }
-  const streams = options.stream ? [options.stream] : STREAMS;
-  const one = (stream: StreamName): AsyncIterable<LogChunk> =>
-    (async function* () {
-      await settled;
-      for await (const data of readLog(dir, stream, { ...options, live: live()?.[stream] })) yield { stream, data };
-    })();
-  if (streams.length === 1 || !options.follow) {
-    return (async function* () {
-      for (const s of streams) yield* one(s);
-    })();
-  }
-  return merge(streams.map(one));
 }

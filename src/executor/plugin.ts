@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { HealthState } from '../common/health.js';
 import type { PluginPrivilege } from './plugin-config.js';
 import type { PluginSettings } from './settings.js';
-import type { PluginIO } from './stdio.js';
+import { LOG_NAME, type PluginIO } from './stdio.js';
 
 export type PluginState = 'created' | 'running' | 'stopped' | 'paused';
 
@@ -51,12 +51,16 @@ export interface PluginStatus {
   oomKilled: boolean;
   /** Its health check's findings since its task started; unset without a check. */
   health?: HealthState;
+  /** Its log file (CRI format), absolute; rotated files beside it as .1, .2, … */
+  logPath: string;
 }
 
 /** Where Docker plugins' runtime and propagated dirs live (see paths.ts). */
 export interface BundleRoots {
   runRoot: string;
   propagatedRoot: string;
+  /** Plugin logs, `<logRoot>/<id>/`. */
+  logRoot: string;
 }
 
 export interface Plugin {
@@ -103,6 +107,7 @@ export function toStatus(p: Plugin, roots: BundleRoots): PluginStatus {
     restartCount: p.restartCount,
     stoppedByUser: p.stoppedByUser,
     oomKilled: p.exit?.oomKilled === true,
+    logPath: join(roots.logRoot, p.id, `${LOG_NAME}.log`),
   };
   if (p.health) s.health = { ...p.health, log: [...p.health.log] };
   const b = p.settings.bundle;

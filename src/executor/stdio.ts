@@ -1,10 +1,11 @@
 // A plugin's stdio: its stdout/stderr FIFOs read through epoll (net.Socket on
-// an O_NONBLOCK fd) and copied into its log files. No stdin, ever.
+// an O_NONBLOCK fd) and copied into its log file, both streams in the order
+// they were read, as CRI records. No stdin, ever.
 //
 // Ordering: open() opens the read ends and the log files before the task
 // exists, so nothing the plugin writes can block on a missing reader. After
 // the task exits, the shim closes its write ends and each copy loop ends at
-// EOF; `done` resolves once both files are flushed and closed. close() waits
+// EOF; `done` resolves once the file is flushed and closed. close() waits
 // for that (bounded); destroy() drops everything at once. Both idempotent.
 //
 // A file that cannot be written never stalls a stream for good: no space
@@ -15,6 +16,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openReadEnd, type FifoSet } from './fifo.js';
 import { growPipe } from './libc.js';
+import { frame } from './cri-log.js';
 import { RotatingLogFile, makeLogDir, type FdHooks, type RotationOptions, type WriteFailure, type WriteRecovery } from './log-file.js';
 
 export type StreamName = 'stdout' | 'stderr';
@@ -33,7 +35,7 @@ export type LogMode = 'blocking' | 'non-blocking';
 export interface StdioOptions {
   rotation?: RotationOptions;
   mode?: LogMode;
-  /** Non-blocking mode's buffer per stream. Default 1 MiB. */
+  /** Non-blocking mode's buffer (both streams). Default 1 MiB. */
   bufferSize?: number;
   onBytes?: (stream: StreamName, bytes: number) => void;
   onDropped?: (stream: StreamName, bytes: number) => void;
@@ -78,45 +80,45 @@ function pace(socket: net.Socket): void {
 
 interface Pipe {
   socket: net.Socket;
-  file: RotatingLogFile;
   /** The stream's chunk handler, called by the socket's onread: false stops reading. */
   onChunk: (chunk: Buffer) => boolean;
   /** What was read before the copy loop took over (copies). */
   early: Buffer[];
 }
 
+/** The log file's name in a plugin's log dir: `plugin.log` and its rotated `plugin.log.N`. */
+export const LOG_NAME = 'plugin';
+
 export class PluginIO {
   readonly fifos: FifoSet;
-  readonly files: Readonly<Record<StreamName, RotatingLogFile>>;
-  /** Resolves when both streams reached EOF (or were destroyed) and their files are closed. */
+  /** Both streams, in the order they were read, as CRI records (see cri-log.ts). */
+  readonly file: RotatingLogFile;
+  /** Resolves when both streams reached EOF (or were destroyed) and the file is closed. */
   readonly done: Promise<void>;
-  readonly #pipes: Pipe[];
+  readonly #pipes: Record<StreamName, Pipe>;
   readonly #onDropped: StdioOptions['onDropped'];
   #destroyed = false;
 
-  private constructor(fifos: FifoSet, pipes: Record<StreamName, Pipe>, options: StdioOptions) {
+  private constructor(fifos: FifoSet, file: RotatingLogFile, pipes: Record<StreamName, Pipe>, options: StdioOptions) {
     this.fifos = fifos;
-    this.#pipes = [pipes.stdout, pipes.stderr];
-    this.files = { stdout: pipes.stdout.file, stderr: pipes.stderr.file };
+    this.file = file;
+    this.#pipes = pipes;
     this.#onDropped = options.onDropped;
-    const mode = options.mode ?? 'blocking';
-    const bufferSize = options.bufferSize ?? 1 << 20;
-    this.done = Promise.all(STREAMS.map((stream) => this.#copy(stream, pipes[stream], mode, bufferSize, options))).then(() => undefined);
+    this.done = this.#copy(options);
   }
 
-  /** Opens the FIFOs' read ends and the log files under logDir, both streams at once. */
+  /** Opens the FIFOs' read ends and the log file under logDir. */
   static async open(fifos: FifoSet, logDir: string, options: StdioOptions = {}): Promise<PluginIO> {
     await makeLogDir(logDir);
-    const opened: Array<net.Socket | RotatingLogFile> = [];
+    const file = new RotatingLogFile(logDir, LOG_NAME, options.rotation, options.fdHooks ? { fdHooks: options.fdHooks } : {});
+    const opened: Array<net.Socket | RotatingLogFile> = [file];
+    const ready = Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
     const openStream = async (stream: StreamName): Promise<Pipe> => {
-      const file = new RotatingLogFile(logDir, stream, options.rotation, options.fdHooks ? { fdHooks: options.fdHooks } : {});
-      opened.push(file);
-      const ready = Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
       const fd = await openReadEnd(fifos[stream]);
       // The socket reads from the start; until the copy loop takes over,
       // chunks are kept aside.
       const early: Buffer[] = [];
-      const pipe: Pipe = { file, socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
+      const pipe: Pipe = { socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
       let grown = false;
       // onread (a buffer the caller owns, no 'data' events) is a constructor
       // option too, though @types/node lists it for connect() only.
@@ -140,89 +142,103 @@ export class PluginIO {
       } as net.SocketConstructorOpts);
       pipe.socket = socket;
       opened.push(socket);
-      await ready;
       return pipe;
     };
-    const results = await Promise.allSettled(STREAMS.map(openStream));
+    const results = await Promise.allSettled([...STREAMS.map(openStream), ready]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       for (const o of opened) o.destroy();
       throw failed.reason;
     }
-    const [stdout, stderr] = results.map((r) => (r as PromiseFulfilledResult<Pipe>).value) as [Pipe, Pipe];
-    return new PluginIO(fifos, { stdout, stderr }, options);
+    const [stdout, stderr] = results.slice(0, 2).map((r) => (r as PromiseFulfilledResult<Pipe>).value) as [Pipe, Pipe];
+    return new PluginIO(fifos, file, { stdout, stderr }, options);
   }
 
   /**
-   * Copies one stream; resolves when its file is closed and, if the file gave
-   * up first, its FIFO read to the end. A chunk is the shared read buffer:
-   * the file writes it at once or keeps a copy.
+   * Copies both streams into the file, each chunk framed as CRI records;
+   * resolves when the file is closed and, if it gave up first, both FIFOs
+   * are read to the end. A chunk is the shared read buffer, framed into
+   * another shared buffer: the file writes it at once or keeps a copy.
    */
-  #copy(stream: StreamName, pipe: Pipe, mode: LogMode, bufferSize: number, options: StdioOptions): Promise<void> {
-    const { socket, file } = pipe;
+  #copy(options: StdioOptions): Promise<void> {
+    const { file } = this;
+    const mode = options.mode ?? 'blocking';
+    const bufferSize = options.bufferSize ?? 1 << 20;
     const { onBytes, onDropped } = options;
-    const socketClosed = new Promise((resolve) => socket.once('close', resolve));
     let fileFailed = false;
+    // The stream that wrote last: what a failure of the shared file is said and counted against.
+    let last: StreamName = 'stdout';
     const fileClosed = file.closed ? Promise.resolve() : new Promise((resolve) => file.once('close', resolve));
-    const resume = (): void => {
-      socket.resume();
-    };
-    pipe.onChunk = (chunk) => {
-      onBytes?.(stream, chunk.length);
-      if (fileFailed) {
-        onDropped?.(stream, chunk.length);
-        return true;
-      }
-      if (mode === 'non-blocking') {
-        if (file.writableLength + chunk.length > bufferSize) {
+    let open = STREAMS.length;
+    const socketsClosed: Promise<unknown>[] = [];
+    for (const stream of STREAMS) {
+      const { socket } = this.#pipes[stream];
+      socketsClosed.push(new Promise((resolve) => socket.once('close', resolve)));
+      const resume = (): void => {
+        socket.resume();
+      };
+      const pipe = this.#pipes[stream];
+      pipe.onChunk = (chunk) => {
+        onBytes?.(stream, chunk.length);
+        if (fileFailed) {
           onDropped?.(stream, chunk.length);
           return true;
         }
-        file.writeNow(chunk);
-        return true;
-      }
-      if (file.writeNow(chunk)) return true;
-      // The file holds a megabyte it could not write yet: stop reading
-      // until it is out, and the plugin blocks in write(). (Once: replayed
-      // early chunks can come here one after another.)
-      file.off('drain', resume);
-      file.once('drain', resume);
-      return false;
-    };
-    for (const chunk of pipe.early.splice(0)) if (!pipe.onChunk(chunk)) socket.pause();
-    const end = (): void => {
-      file.end();
-    };
-    socket.once('end', end);
-    // A read error ends the stream like EOF; the file keeps what arrived.
-    socket.once('error', end);
+        const records = frame(stream, chunk);
+        last = stream;
+        if (mode === 'non-blocking') {
+          if (file.writableLength + chunk.length > bufferSize) {
+            onDropped?.(stream, chunk.length);
+            return true;
+          }
+          file.writeNow(records);
+          return true;
+        }
+        if (file.writeNow(records)) return true;
+        // The file holds a megabyte it could not write yet: stop reading
+        // until it is out, and the plugin blocks in write(). (Once: replayed
+        // early chunks can come here one after another.)
+        file.off('drain', resume);
+        file.once('drain', resume);
+        return false;
+      };
+      for (const chunk of pipe.early.splice(0)) if (!pipe.onChunk(chunk)) socket.pause();
+      // The file ends with the last stream; a read error ends a stream like EOF.
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        if (--open === 0) file.end();
+      };
+      socket.once('end', end);
+      socket.once('error', end);
+    }
     // The file gave up (what it held is counted as dropped): the rest of
-    // the stream is read and dropped, so that the plugin is not blocked by a
-    // pipe nobody reads. Switched as the file gives up, not at its 'error'
-    // event, which follows its fd's close: no chunk goes to a dead file.
+    // both streams is read and dropped, so that the plugin is not blocked
+    // by pipes nobody reads. Switched as the file gives up, not at its
+    // 'error' event, which follows its fd's close: no chunk goes to a dead file.
     const dropRest = (): void => {
       if (fileFailed) return;
       fileFailed = true;
-      file.off('drain', resume);
-      socket.resume();
+      for (const stream of STREAMS) this.#pipes[stream].socket.resume();
     };
     file.writeHooks = {
       failed(failure) {
-        options.onWriteError?.(stream, failure);
+        options.onWriteError?.(last, failure);
         if (failure.action !== 'give-up') return;
-        if (failure.unwritten > 0) onDropped?.(stream, failure.unwritten);
+        if (failure.unwritten > 0) onDropped?.(last, failure.unwritten);
         dropRest();
       },
-      recovered: (recovery) => options.onWriteRecovered?.(stream, recovery),
+      recovered: (recovery) => options.onWriteRecovered?.(last, recovery),
     };
     // Any other error of the file (its close failed, say) ends its writes the same way.
     file.once('error', dropRest);
-    return fileClosed.then(() => (fileFailed ? socketClosed : undefined)).then(() => undefined);
+    return fileClosed.then(() => (fileFailed ? Promise.all(socketsClosed) : undefined)).then(() => undefined);
   }
 
   /**
    * Waits up to timeoutMs for EOF and flush, then stops reading and waits
-   * (as long again at most) for what was read to reach the files. True when
+   * (as long again at most) for what was read to reach the file. True when
    * both streams ended cleanly: no writer holds the FIFOs any more.
    */
   async close(timeoutMs = 2000): Promise<boolean> {
@@ -241,15 +257,14 @@ export class PluginIO {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    for (const [i, { socket, file }] of this.#pipes.entries()) {
-      socket.destroy();
-      if (file.failing && !file.destroyed) {
-        this.#onDropped?.(STREAMS[i] as StreamName, file.writableLength);
-        file.destroy();
-      } else if (!file.writableFinished) {
-        // A file still writing finishes its in-flight write and closes.
-        file.end();
-      }
+    for (const stream of STREAMS) this.#pipes[stream].socket.destroy();
+    const { file } = this;
+    if (file.failing && !file.destroyed) {
+      this.#onDropped?.('stdout', file.writableLength);
+      file.destroy();
+    } else if (!file.writableFinished) {
+      // A file still writing finishes its in-flight write and closes.
+      file.end();
     }
   }
 }

@@ -1,6 +1,9 @@
 // Plugins in the kill and crash tests log numbered lines (`line0`, `tick1`,
 // ...); reading them back says whether any was repeated or reordered and
 // how many were lost, and where.
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseRecords } from '../../src/executor/cri-log.js';
 
 export interface LineGaps {
   /** Lines read. */
@@ -31,4 +34,28 @@ export function lineGaps(text: string): LineGaps {
     expect = n + 1;
   }
   return out;
+}
+
+/**
+ * The content of a CRI log file's records (one stream, or both), as the
+ * plugin wrote it; for a log dir, of its plugin.log and rotated files, oldest first.
+ */
+export function criContent(path: string, stream?: 'stdout' | 'stderr'): Buffer {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((f) => /^plugin\.log(\.\d+)?$/.test(f))
+        .sort((a, b) => Number(b.split('.')[2] ?? 0) - Number(a.split('.')[2] ?? 0))
+        .map((f) => join(path, f))
+    : [path];
+  // A file rotated away between the listing and its read has nothing to give.
+  const read = (f: string): Buffer => {
+    try {
+      return readFileSync(f);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+      throw err;
+    }
+  };
+  const { records } = parseRecords(Buffer.concat(files.map(read)));
+  return Buffer.concat(records.filter((r) => !stream || r.stream === stream).flatMap((r) => (r.full ? [r.content, Buffer.from('\n')] : [r.content])));
 }

@@ -1,15 +1,16 @@
 // The executor against a real containerd: moby's plugin lifecycle, stale ids,
 // cleanup on failure, restore, exits exactly once, stop/remove, plugin logs.
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { packRuncOptions, packSpec, type ContainerdEvent } from '../../src/containerd/index.js';
-import { ErrorCode, Executor, LABEL, PluginError, defaultSpec, type LogChunk } from '../../src/executor/index.js';
+import { ErrorCode, Executor, LABEL, PluginError, defaultSpec, parseRecords, type LogChunk } from '../../src/executor/index.js';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
 import { startExecutor } from '../helpers/executor.js';
 import { leftoversIn } from '../helpers/leftovers.js';
+import { criContent } from '../helpers/log-lines.js';
 import { rejectsCode } from '../helpers/rejects.js';
 import { alive, until } from '../helpers/serve.js';
 
@@ -307,14 +308,19 @@ describe('executor', () => {
       await r.run('rot', ['sh', '-c', gen], { log: { maxSize: 64 << 10, maxFiles: 3 } });
       await r.exitOf('rot');
       const dir = join(r.dataDir, 'logs', 'rot');
-      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('stdout')).sort(), ['stdout.log', 'stdout.log.1', 'stdout.log.2']);
-      // Rotated files are filled to the limit: 2 × 64 KiB + the rest in the live file.
-      for (const f of ['stdout.log.1', 'stdout.log.2']) assert.equal(statSync(join(dir, f)).size, 64 << 10);
-      assert.equal(statSync(join(dir, 'stdout.log')).size, 360_000 - 5 * (64 << 10));
+      assert.deepEqual(readdirSync(dir).sort(), ['plugin.log', 'plugin.log.1', 'plugin.log.2']);
+      // Files rotate between records, each at most the limit, and each parses on its own.
+      for (const f of ['plugin.log.1', 'plugin.log.2']) {
+        const data = readFileSync(join(dir, f));
+        // A write (one read of the plugin, framed) that would pass the limit starts the next file.
+        assert.ok(data.length <= 64 << 10 && data.length > 32 << 10, `${f}: ${data.length} bytes`);
+        const { records, rest } = parseRecords(data);
+        assert.equal(rest.length, 0, `${f} ends with a whole record`);
+        assert.equal(records.length, data.toString().split('\n').length - 1, `${f}: every line a record`);
+      }
       const text = (await collect(r.executor.logs('rot', { stream: 'stdout' }))).stdout;
-      // Files rotate at write boundaries, not lines: the oldest kept file may start mid-line.
+      // The oldest kept file may start with the rest of a line begun in one dropped.
       const lines = text.trimEnd().split('\n').slice(1).map(Number);
-      assert.equal(text.length, 2 * (64 << 10) + 360_000 - 5 * (64 << 10));
       assert.equal(lines.at(-1), 10039999);
       lines.forEach((n, i) => i > 0 && assert.equal(n, (lines[i - 1] as number) + 1));
       await rejectsCode(async () => r.executor.logs('rot', { tail: -1 }), ErrorCode.InvalidArgument);
@@ -330,11 +336,10 @@ describe('executor', () => {
       const total = 32 << 20;
       await r.run('flood', ['head', '-c', String(total), '/dev/zero'], { log: { mode: 'non-blocking', bufferSize: 4096 } });
       await r.exitOf('flood');
-      const kept = statSync(join(r.dataDir, 'logs', 'flood', 'stdout.log')).size;
-      assert.equal(kept + dropped, total);
+      const kept = criContent(join(r.dataDir, 'logs', 'flood'), 'stdout');
+      assert.equal(kept.length + dropped, total);
       assert.ok(dropped > 0, 'a 4 KiB buffer cannot keep up with 32 MiB');
-      const blocking = readFileSync(join(r.dataDir, 'logs', 'flood', 'stdout.log')).every((b) => b === 0);
-      assert.ok(blocking);
+      assert.ok(kept.every((b) => b === 0));
     } finally {
       await r.close();
     }

@@ -6,11 +6,12 @@
 // never in a stalled plugin.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { fill, mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
+import { criContent } from '../helpers/log-lines.js';
 import { leftovers, logText, metricsText, pluginsDir, startServed, sumSamples, until, type ServedRig } from '../helpers/serve.js';
 
 const MIB = 1 << 20;
@@ -31,12 +32,11 @@ after(async () => {
 
 const logsDir = (id: string): string => join(pluginsDir(rig.dataDir, rig.namespace), 'logs', id);
 
-function onDisk(id: string, stream = 'stdout'): number {
+/** The plugin's bytes of a stream kept in its log files (their CRI records' content). */
+function onDisk(id: string, stream: 'stdout' | 'stderr' = 'stdout'): number {
   const dir = logsDir(id);
   if (!existsSync(dir)) return 0;
-  return readdirSync(dir)
-    .filter((f) => f.startsWith(`${stream}.log`))
-    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+  return criContent(dir, stream).length;
 }
 
 /** A counter summed over shards (and any labels not given). */
@@ -87,14 +87,14 @@ function seqOutput(n: number): { bytes: number; sha256: string } {
 }
 
 /**
- * Runs a plugin that prints numbered lines for ever into 4 KiB files, and
+ * Runs a plugin that prints numbered lines for ever into 16 KiB files, and
  * removes its log dir once it has output; returns plugind's count of errno
  * from before.
  */
 async function removeLogDirUnder(id: string, errno: string): Promise<number> {
   const before = await counter('plugind_log_write_errors_total', { errno });
   const args = ['sh', '-c', 'i=0; while :; do echo "line $i"; i=$((i+1)); usleep 1000; done'];
-  await rig.s.client.run(id, { rootfs: rig.h.rootfs, args, log: { maxSize: 4096, maxFiles: 2 } });
+  await rig.s.client.run(id, { rootfs: rig.h.rootfs, args, log: { maxSize: 16 << 10, maxFiles: 2 } });
   await until('output', () => onDisk(id) > 0);
   rmSync(logsDir(id), { recursive: true, force: true });
   return before;
@@ -103,9 +103,10 @@ async function removeLogDirUnder(id: string, errno: string): Promise<number> {
 test('a blocking plugin on a full disk waits, is counted and logged once, and resumes by itself with every byte', async (t) => {
   const c = rig.s.client;
   const id = 'full-block';
-  const n = 6_000_000;
+  // A million lines: ≈ 7 MB of output, ≈ 47 MB of CRI records (about 40 bytes of framing a line).
+  const n = 1_000_000;
   const want = seqOutput(n);
-  assert.ok(want.bytes > 40 * MIB);
+  assert.ok(want.bytes + n * 39 > 40 * MIB);
   await c.run(id, { rootfs: rig.h.rootfs, args: ['seq', '1', String(n)], log: { maxSize: 64 * MIB, maxFiles: 1 } });
   await until('a write to fail with ENOSPC', async () => (await counter('plugind_log_write_errors_total', { errno: 'ENOSPC' })) > 0);
   const stalled = onDisk(id);
@@ -121,9 +122,9 @@ test('a blocking plugin on a full disk waits, is counted and logged once, and re
   disk.resize(128);
   await until('the plugin to finish', async () => (await c.inspect(id)).state === 'stopped', 60_000);
   assert.equal((await c.inspect(id)).exitStatus, 0);
-  const file = join(logsDir(id), 'stdout.log');
-  assert.equal(statSync(file).size, want.bytes);
-  assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), want.sha256, 'every line once, in order');
+  const kept = criContent(logsDir(id), 'stdout');
+  assert.equal(kept.length, want.bytes);
+  assert.equal(createHash('sha256').update(kept).digest('hex'), want.sha256, 'every line once, in order');
   const recovered = (await awaitLines(id, INFO)).filter((l) => l.errno === 'ENOSPC');
   assert.equal(recovered.length, 1, 'one line when writes work again');
   assert.equal(linesAbout(id, WARN).length, 1, 'still one warn line');
@@ -167,13 +168,14 @@ test('a log dir removed under a running plugin is made again at the next rotatio
   const c = rig.s.client;
   const id = 'dir-gone';
   const errors0 = await removeLogDirUnder(id, 'ENOENT');
-  await until('the log dir to come back', () => existsSync(join(logsDir(id), 'stdout.log')));
+  await until('the log dir to come back', () => existsSync(join(logsDir(id), 'plugin.log')));
   await until('ENOENT to be counted', async () => (await counter('plugind_log_write_errors_total', { errno: 'ENOENT' })) === errors0 + 1);
   const warned = await awaitLines(id, WARN);
   assert.equal(warned.length, 1, JSON.stringify(warned));
   assert.equal(warned[0]?.errno, 'ENOENT');
-  const before = onDisk(id);
-  await until('output to go on in the new dir', () => onDisk(id) > before + 4096);
+  const lastLine = (): number => Number(/(\d+)$/.exec(criContent(logsDir(id), 'stdout').toString().trimEnd())?.[1] ?? -1);
+  const before = lastLine();
+  await until('output to go on in the new dir', () => lastLine() > before + 100);
   await c.stop(id, 0);
   // What was written after the dir came back is whole: consecutive lines
   // (the first may be the tail of a line rotated away).

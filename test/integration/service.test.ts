@@ -126,7 +126,7 @@ test('50 plugins over 2 shards: output, exits once each, metrics that add up', a
   assert.equal(ls.code, 0, ls.stderr);
   const arr = JSON.parse(ls.stdout) as Array<Record<string, unknown>>;
   const one = arr.find((p) => p.id === 'batch-3');
-  assert.deepEqual(Object.keys(one ?? {}).sort(), ['autoRemove', 'createdAt', 'exitStatus', 'exitedAt', 'id', 'pid', 'restart', 'restartCount', 'runtimeBinary', 'shard', 'state']);
+  assert.deepEqual(Object.keys(one ?? {}).sort(), ['autoRemove', 'createdAt', 'exitStatus', 'exitedAt', 'id', 'logPath', 'pid', 'restart', 'restartCount', 'runtimeBinary', 'shard', 'state']);
   assert.equal(one?.exitStatus, 3);
   const missing = cli(['inspect', 'nope']);
   assert.notEqual(missing.code, 0);

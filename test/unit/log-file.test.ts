@@ -18,7 +18,7 @@ async function drain(it: AsyncIterable<Buffer>): Promise<string> {
   return s;
 }
 
-test('rotation fills each file to maxSize and keeps maxFiles', async () => {
+test('rotation keeps maxFiles, each file at most maxSize and made of whole writes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pd-log-'));
   try {
     const f = new RotatingLogFile(dir, 'stdout', { maxSize: 100, maxFiles: 3 });
@@ -32,11 +32,12 @@ test('rotation fills each file to maxSize and keeps maxFiles', async () => {
     f.end();
     await once(f, 'close');
     assert.deepEqual(readdirSync(dir).sort(), ['stdout.log', 'stdout.log.1', 'stdout.log.2']);
-    assert.equal(statSync(join(dir, 'stdout.log.1')).size, 100);
-    assert.equal(statSync(join(dir, 'stdout.log.2')).size, 100);
+    // 11 lines of 9 bytes: the 12th would pass 100, so it starts the next file.
+    for (const f of ['stdout.log.1', 'stdout.log.2']) assert.equal(statSync(join(dir, f)).size, 99, f);
     const kept = await drain(readLog(dir, 'stdout'));
     assert.equal(kept, all.slice(all.length - kept.length));
-    assert.equal(kept.length, 200 + (all.length % 100 || 100));
+    // 50 lines: 4 files of 11 and a live one of 6; the oldest two were dropped.
+    assert.equal(kept.length, (11 + 11 + 6) * 9);
     assert.equal(await drain(readLog(dir, 'stdout', { tail: 9 })), 'line 049\n');
     assert.equal(await drain(readLog(dir, 'stdout', { tail: 0 })), '');
   } finally {
@@ -169,10 +170,11 @@ test('a removed log dir is made again at the next rotation, and writing goes on'
       [['ENOENT', 'recreate-dir', true]],
     );
     assert.equal(recoveries[0]?.code, 'ENOENT');
-    // 50 a's were live when the dir went: 50 b's fill that (removed) file,
-    // the rotation that finds the dir gone makes it again, 70 b's follow.
+    // The a's (one write, larger than the limit, into an empty file) were
+    // live when the dir went; the b's would pass the limit, so the file
+    // rotates first, finds the dir gone, makes it again and takes them whole.
     assert.deepEqual(readdirSync(dir), ['stdout.log']);
-    assert.equal(await drain(readLog(dir, 'stdout')), 'b'.repeat(70));
+    assert.equal(await drain(readLog(dir, 'stdout')), 'b'.repeat(120));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
