@@ -15,26 +15,29 @@ export const MAX_RECORD = 16 << 10;
 const NL = 0x0a;
 const SPACE = 0x20;
 
-let lastMs = -1;
-let lastIso = '';
+let lastSec = -1;
+let secIso = '';
 
-/** Now as RFC 3339 with nanoseconds (µs precision, from the monotonic clock). */
+/** Now as RFC 3339 with nanoseconds (µs precision, from the monotonic clock); one Date a second. */
 export function nowRfc3339Nano(): string {
   const t = performance.timeOrigin + performance.now();
-  const ms = Math.floor(t);
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString().slice(0, 23);
+  const sec = Math.floor(t / 1000);
+  if (sec !== lastSec) {
+    lastSec = sec;
+    secIso = new Date(sec * 1000).toISOString().slice(0, 19);
   }
-  const ns = String(Math.floor((t - ms) * 1e6)).padStart(6, '0');
-  return `${lastIso}${ns}Z`;
+  const ns = String(Math.floor((t - sec * 1000) * 1e6)).padStart(9, '0');
+  return `${secIso}.${ns}Z`;
 }
 
 // Records' headers and short contents are copied into this buffer, one run
-// after another; a content of BIG bytes or more is not copied but given as
-// its own slice of the chunk (written with writev). A flood of bytes
-// without newlines is then written with no copy in user space at all.
+// after another. In a chunk of COPYLESS bytes or more, a content of BIG
+// bytes or more is not copied but given as its own slice of the chunk
+// (written with writev): a flood read in large chunks is written with no
+// copy in user space. Smaller chunks are copied whole into one buffer: a
+// copy of a few KiB costs less than the kernel's work per extra iovec.
 const BIG = 4096;
+const COPYLESS = 256 << 10;
 let scratch = Buffer.allocUnsafe(1 << 18);
 
 /**
@@ -45,6 +48,7 @@ let scratch = Buffer.allocUnsafe(1 << 18);
 export function frame(stream: StreamName, chunk: Buffer, time = nowRfc3339Nano()): Buffer[] {
   const head = Buffer.from(`${time} ${stream} `, 'latin1');
   const headLen = head.length;
+  const big = chunk.length >= COPYLESS ? BIG : Infinity;
   const parts: Buffer[] = [];
   let out = scratch;
   let o = 0;
@@ -69,12 +73,12 @@ export function frame(stream: StreamName, chunk: Buffer, time = nowRfc3339Nano()
       const stop = Math.min(end, start + MAX_RECORD);
       const full = stop === end && nl >= 0;
       const len = stop - start;
-      const need = headLen + 2 + (len < BIG ? len + 1 : 0);
+      const need = headLen + 2 + (len < big ? len + 1 : 0);
       if (o + need > out.length) room(need);
       o += head.copy(out, o);
       out[o++] = full ? 0x46 : 0x50; // F : P
       out[o++] = SPACE;
-      if (len < BIG) {
+      if (len < big) {
         o += chunk.copy(out, o, start, stop);
         out[o++] = NL;
       } else {

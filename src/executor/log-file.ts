@@ -1,7 +1,8 @@
 // A plugin's output on disk: `<name>.log` plus rotated `<name>.log.1`
-// (newest) … `<name>.log.<maxFiles-1>`. Each write is whole records (see
-// cri-log.ts) and never straddles two files: the file rotates before a
-// write that would take it past its size, so each file parses on its own.
+// (newest) … `<name>.log.<maxFiles-1>`. Writes are whole records, a line
+// each (see cri-log.ts), and a file rotates between two records: one that
+// would take it past its size starts the next file, so each file parses on
+// its own and none passes its size (but for a single record larger).
 //
 // writeNow() writes a chunk at once, in the caller's turn (a write(2) to
 // the page cache, no threadpool round trip), whenever nothing is queued.
@@ -279,9 +280,10 @@ export class RotatingLogFile extends Writable {
     writing.then(() => callback(), callback);
   }
 
-  // A file rotates before a write that would take it past maxSize (unless
-  // it is empty): what is kept is about (maxFiles-1)·maxSize plus the live
-  // file, and no record is split between two files. `pending` is always
+  // A file takes records up to maxSize and rotates before the one that
+  // would pass it (an empty file takes even that one): what is kept is
+  // about (maxFiles-1)·maxSize plus the live file, no record split between
+  // two files. `pending` is always
   // what has not reached the file: after a short write or a failure, the
   // next attempt starts at the first byte not written, in the same file.
   async #writeAll(buffers: Buffer[]): Promise<void> {
@@ -291,7 +293,15 @@ export class RotatingLogFile extends Writable {
     this.#continues = false;
     while (pending.length > 0) {
       try {
-        if (!cut && this.#size > 0 && this.#size + (pending[0] as Buffer).length > this.#maxSize) await this.#rotate();
+        const first = pending[0] as Buffer;
+        if (!cut && this.#size + first.length > this.#maxSize) {
+          // Whole records up to the limit go in this file, the rest starts the next.
+          const room = this.#maxSize - this.#size;
+          const at = room > 0 ? first.lastIndexOf(0x0a, room - 1) : -1;
+          if (at >= 0) pending = [first.subarray(0, at + 1), first.subarray(at + 1), ...pending.slice(1)];
+          // An empty file takes a record larger than the limit whole.
+          else if (this.#size > 0) await this.#rotate();
+        }
         // As many whole buffers as fit, at least one. libuv writes at most
         // IOV_MAX buffers per call, and a write can be short (a disk
         // filling up): one call per turn, until all are out.

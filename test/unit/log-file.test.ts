@@ -18,16 +18,17 @@ async function drain(it: AsyncIterable<Buffer>): Promise<string> {
   return s;
 }
 
-test('rotation keeps maxFiles, each file at most maxSize and made of whole writes', async () => {
+test('rotation keeps maxFiles, each file at most maxSize and made of whole lines', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pd-log-'));
   try {
     const f = new RotatingLogFile(dir, 'stdout', { maxSize: 100, maxFiles: 3 });
     await once(f, 'ready');
     let all = '';
-    for (let i = 0; i < 50; i++) {
-      const line = `line ${String(i).padStart(3, '0')}\n`;
-      all += line;
-      f.write(Buffer.from(line));
+    for (let i = 0; i < 50; i += 2) {
+      // Two lines a write: a file rotates between them too.
+      const lines = `line ${String(i).padStart(3, '0')}\nline ${String(i + 1).padStart(3, '0')}\n`;
+      all += lines;
+      f.write(Buffer.from(lines));
     }
     f.end();
     await once(f, 'close');
