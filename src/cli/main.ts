@@ -7,7 +7,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { CodedError } from '../common/errors.js';
 import { EXIT_FAILED, EXIT_USAGE, addGlobalOptions } from './common.js';
 import { addCompletionVerb } from './completion.js';
 import { addImageVerbs } from './images.js';
@@ -42,5 +41,5 @@ addCompletionVerb(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`plugind: ${err instanceof Error ? err.message : String(err)}\n`);
   // A flag's value refused by the verb itself is a usage error too; plugind's own refusals are 1.
-  process.exit(err instanceof InvalidArgumentError && !(err instanceof CodedError) ? EXIT_USAGE : EXIT_FAILED);
+  process.exit(err instanceof InvalidArgumentError ? EXIT_USAGE : EXIT_FAILED);
 });

@@ -17,6 +17,7 @@ import { close, fstat, mkdir, open, readdir, rename, unlink, writeSync, writev, 
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import { atBoundary, byteLength, splitBytes } from './buffer-list.js';
 
 const openP = promisify(open);
 const closeP = promisify(close);
@@ -372,37 +373,4 @@ export class RotatingLogFile extends Writable {
       );
     });
   }
-}
-
-function byteLength(buffers: Buffer[]): number {
-  return buffers.reduce((n, b) => n + b.length, 0);
-}
-
-/** Whether the first n bytes of the list end where one of its buffers ends. */
-function atBoundary(buffers: Buffer[], n: number): boolean {
-  let sum = 0;
-  for (const b of buffers) {
-    if (sum === n) return true;
-    sum += b.length;
-    if (sum > n) return false;
-  }
-  return true;
-}
-
-/** Splits a buffer list after its first n bytes (without copying). */
-function splitBytes(buffers: Buffer[], n: number): [Buffer[], Buffer[]] {
-  const head: Buffer[] = [];
-  let left = n;
-  let i = 0;
-  for (; i < buffers.length && left > 0; i++) {
-    const b = buffers[i] as Buffer;
-    if (b.length <= left) {
-      head.push(b);
-      left -= b.length;
-    } else {
-      head.push(b.subarray(0, left));
-      return [head, [b.subarray(left), ...buffers.slice(i + 1)]];
-    }
-  }
-  return [head, buffers.slice(i)];
 }

@@ -97,6 +97,8 @@ export class PluginIO {
   readonly done: Promise<void>;
   readonly #pipes: Record<StreamName, Pipe>;
   readonly #onDropped: StdioOptions['onDropped'];
+  /** The stream that wrote last: what a failure of the shared file is said and counted against. */
+  #last: StreamName = 'stdout';
   #destroyed = false;
 
   private constructor(fifos: FifoSet, file: RotatingLogFile, pipes: Record<StreamName, Pipe>, options: StdioOptions) {
@@ -166,8 +168,6 @@ export class PluginIO {
     const bufferSize = options.bufferSize ?? 1 << 20;
     const { onBytes, onDropped } = options;
     let fileFailed = false;
-    // The stream that wrote last: what a failure of the shared file is said and counted against.
-    let last: StreamName = 'stdout';
     const fileClosed = file.closed ? Promise.resolve() : new Promise((resolve) => file.once('close', resolve));
     let open = STREAMS.length;
     const socketsClosed: Promise<unknown>[] = [];
@@ -185,7 +185,7 @@ export class PluginIO {
           return true;
         }
         const records = frame(stream, chunk);
-        last = stream;
+        this.#last = stream;
         if (mode === 'non-blocking') {
           if (file.writableLength + chunk.length > bufferSize) {
             onDropped?.(stream, chunk.length);
@@ -223,13 +223,13 @@ export class PluginIO {
       for (const stream of STREAMS) this.#pipes[stream].socket.resume();
     };
     file.writeHooks = {
-      failed(failure) {
-        options.onWriteError?.(last, failure);
+      failed: (failure) => {
+        options.onWriteError?.(this.#last, failure);
         if (failure.action !== 'give-up') return;
-        if (failure.unwritten > 0) onDropped?.(last, failure.unwritten);
+        if (failure.unwritten > 0) onDropped?.(this.#last, failure.unwritten);
         dropRest();
       },
-      recovered: (recovery) => options.onWriteRecovered?.(last, recovery),
+      recovered: (recovery) => options.onWriteRecovered?.(this.#last, recovery),
     };
     // Any other error of the file (its close failed, say) ends its writes the same way.
     file.once('error', dropRest);
@@ -260,7 +260,7 @@ export class PluginIO {
     for (const stream of STREAMS) this.#pipes[stream].socket.destroy();
     const { file } = this;
     if (file.failing && !file.destroyed) {
-      this.#onDropped?.('stdout', file.writableLength);
+      this.#onDropped?.(this.#last, file.writableLength);
       file.destroy();
     } else if (!file.writableFinished) {
       // A file still writing finishes its in-flight write and closes.

@@ -47,6 +47,19 @@ export function cli(args: string[], options: CliOptions = {}): CliResult {
   return { code: r.status ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), ms: Date.now() - t0 };
 }
 
+/** `plugind -a ADDRESS ARGS...`, waited for, its output as bytes (binary output compared byte for byte). */
+export function cliBytes(args: string[], address: string): { code: number; stdout: Buffer; stderr: Buffer } {
+  const [cmd, argv] = command(['-a', address, ...args], {});
+  const r = spawnSync(cmd, argv, { timeout: 60_000, maxBuffer: 64 << 20 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `plugind -a ADDRESS ARGS...`: the address before the verb, as docker's -H. */
+export const cliAt =
+  (address: () => string) =>
+  (args: string[]): CliResult =>
+    cli(['-a', address(), ...args]);
+
 /** A CLI verb left running (logs --follow, events): its output so far and its exit. */
 export interface CliProcess {
   child: ChildProcess;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CLI, cli } from '../helpers/cli.js';
+import { CLI, cli, cliAt } from '../helpers/cli.js';
 import { leftovers, startServed, until, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
@@ -18,8 +18,7 @@ after(async () => {
   await rig?.close();
 });
 
-/** `plugind -a ADDRESS ARGS...`: the address before the verb, as docker's -H. */
-const pd = (args: string[]): ReturnType<typeof cli> => cli(['-a', rig.s.address, ...args]);
+const pd = cliAt(() => rig.s.address);
 const SLEEP = ['sleep', '1000'];
 
 test('global options before the verb (-a, PLUGIND_ADDRESS) or after it; --version; ps is ls; ls -q, --filter, --format; CREATED as "N seconds ago"', async () => {

@@ -5,11 +5,10 @@
 // and --until cut by time, --tail-bytes keeps the byte form, -f follows;
 // raw files an earlier plugind wrote are still read.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { cli, spawnCli } from '../helpers/cli.js';
+import { cliAt, cliBytes, spawnCli } from '../helpers/cli.js';
 import { startServed, until, type ServedRig } from '../helpers/serve.js';
 
 let rig: ServedRig;
@@ -20,12 +19,7 @@ after(async () => {
   await rig?.close();
 });
 
-const pd = (args: string[]): ReturnType<typeof cli> => cli(['-a', rig.s.address, ...args]);
-/** stdout as bytes: binary output is compared byte for byte. */
-function pdBytes(args: string[]): { code: number | null; stdout: Buffer; stderr: Buffer } {
-  const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(import.meta.dirname, '../../src/cli/main.ts'), '-a', rig.s.address, ...args], { maxBuffer: 64 << 20 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const pd = cliAt(() => rig.s.address);
 const CRI_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [FP] /;
 const logPath = (id: string): string => (JSON.parse(pd(['inspect', id, '--json']).stdout) as { logPath: string }).logPath;
 
@@ -55,7 +49,7 @@ test('the log file is CRI records of both streams in order; logs gives the bytes
   const streams = lines.map((l) => l.split(' ')[1]);
   assert.ok(streams.indexOf('stderr') > streams.indexOf('stdout'), 'both streams in one file, in order');
 
-  const r = pdBytes(['logs', 'cri']);
+  const r = cliBytes(['logs', 'cri'], rig.s.address);
   assert.equal(r.code, 0, r.stderr.toString());
   const want = Buffer.concat([Buffer.from('out1\nout2\npartial joined\n'), Buffer.from([0, 1, 255, 13, 10]), Buffer.from('L'.repeat(40000) + '\n')]);
   assert.ok(r.stdout.equals(want), 'stdout byte for byte');
