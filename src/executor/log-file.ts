@@ -244,7 +244,8 @@ export class RotatingLogFile extends Writable {
     let parts = Array.isArray(chunk) ? chunk : [chunk];
     const total = byteLength(parts);
     let off = 0;
-    const fits = this.#size === 0 || this.#size + total <= this.#maxSize;
+    // What would pass the limit is queued: #writeAll splits it between records.
+    const fits = this.#size + total <= this.#maxSize;
     if (fits && this.#fd >= 0 && this.writableLength === 0 && this.#episode === undefined && !this.writableEnded && !this.destroyed) {
       const t0 = performance.now();
       if (t0 >= this.#slowUntil) {
@@ -297,11 +298,15 @@ export class RotatingLogFile extends Writable {
         const first = pending[0] as Buffer;
         if (!cut && this.#size + first.length > this.#maxSize) {
           // Whole records up to the limit go in this file, the rest starts the next.
+          // An empty file takes a record larger than the limit whole, and only that one.
           const room = this.#maxSize - this.#size;
-          const at = room > 0 ? first.lastIndexOf(0x0a, room - 1) : -1;
-          if (at >= 0) pending = [first.subarray(0, at + 1), first.subarray(at + 1), ...pending.slice(1)];
-          // An empty file takes a record larger than the limit whole.
-          else if (this.#size > 0) await this.#rotate();
+          let at = room > 0 ? first.lastIndexOf(0x0a, room - 1) : -1;
+          if (at < 0 && this.#size === 0) at = first.indexOf(0x0a);
+          if (at >= 0 && at + 1 < first.length) pending = [first.subarray(0, at + 1), first.subarray(at + 1), ...pending.slice(1)];
+          else if (at < 0 && this.#size > 0) {
+            await this.#rotate();
+            continue;
+          }
         }
         // As many whole buffers as fit, at least one. libuv writes at most
         // IOV_MAX buffers per call, and a write can be short (a disk

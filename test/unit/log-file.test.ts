@@ -46,6 +46,29 @@ test('rotation keeps maxFiles, each file at most maxSize and made of whole lines
   }
 });
 
+test('a write of many records larger than the limit is split between files, direct or queued', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pd-log-'));
+  try {
+    const f = new RotatingLogFile(dir, 'big', { maxSize: 100, maxFiles: 10 });
+    await once(f, 'ready');
+    // 30 lines of 9 bytes in one buffer, then a record longer than the limit with lines after it.
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${String(i).padStart(3, '0')}\n`).join('');
+    const long = `${'x'.repeat(150)}\nafter 01\nafter 02\n`;
+    f.writeNow(Buffer.from(lines));
+    f.writeNow([Buffer.from(long.slice(0, 40)), Buffer.from(long.slice(40))]);
+    f.end();
+    await once(f, 'close');
+    const names = readdirSync(dir).sort((a, b) => Number(a.split('.')[2] ?? 0) - Number(b.split('.')[2] ?? 0));
+    const sizes = names.map((n) => statSync(join(dir, n)).size);
+    // Live file, then the newest rotated first: 11 + 11 + 8 lines, the long record alone, the two after it.
+    assert.deepEqual(sizes, [18, 151, 72, 99, 99]);
+    for (const n of names) assert.ok(readFileSync(join(dir, n), 'latin1').endsWith('\n'), `${n} ends between records`);
+    assert.equal(await drain(readLog(dir, 'big')), lines + long);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a follower sees every byte across rotations and ends when the file closes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pd-log-'));
   try {
