@@ -15,7 +15,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openReadEnd, type FifoSet } from './fifo.js';
-import { growPipe } from './libc.js';
+import { growPipe, pipeSize } from './libc.js';
 import { frame } from './cri-log.js';
 import { RotatingLogFile, makeLogDir, type FdHooks, type RotationOptions, type WriteFailure, type WriteRecovery } from './log-file.js';
 
@@ -56,14 +56,22 @@ const READ_BUFFER = 1 << 20;
 let readBuffer: Buffer | undefined;
 const sharedBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
 
-// A read that brings FLOOD_READ bytes or more found output waiting: the
-// plugin writes faster than it is read. Its pipe is grown to READ_BUFFER and
-// the stream is read again only after PACE_MS, so that reads come big and
-// few (a busybox writes 4 KiB at a time; read as it arrives, that is a wake,
-// a read and a write per few KiB). Output a plugin writes now and then is
-// read, and written, as it comes.
-const FLOOD_READ = 16 << 10;
-const PACE_MS = 4;
+// A stream is read as it comes until a read brings a page or more
+// (PACE_READ): then it is read again only after PACE_MS, so that a plugin
+// writing without pause is read in a few large reads instead of one per
+// write (a busybox writes 4 KiB at a time; read as it arrives, that is a
+// wake, a read and a write per 4 KiB: 95 % of a flood's reads were of
+// 4–8 KiB, and pacing at 20 ms took them to ≈ 100 KiB and plugind's CPU for
+// the flood to about half). A read of GROW_READ or more grows the pipe to
+// READ_BUFFER, so that it holds what comes in PACE_MS; a read that found
+// the pipe half full or more is not paced (the plugin would block), so one
+// stream is not held below its pipe's size per PACE_MS. Output a plugin
+// writes now and then is read, and written, as it comes.
+const PACE_READ = 4096;
+const GROW_READ = 16 << 10;
+const PACE_MS = 20;
+/** A pipe's size until it is grown (the kernel's default). */
+const PIPE_DEFAULT = 64 << 10;
 
 /** Streams held back after a flood read, resumed together every PACE_MS. */
 const paced = new Set<net.Socket>();
@@ -121,7 +129,7 @@ export class PluginIO {
       // chunks are kept aside.
       const early: Buffer[] = [];
       const pipe: Pipe = { socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
-      let grown = false;
+      let capacity = 0;
       // onread (a buffer the caller owns, no 'data' events) is a constructor
       // option too, though @types/node lists it for connect() only.
       const socket = new net.Socket({
@@ -132,11 +140,9 @@ export class PluginIO {
           buffer: sharedBuffer,
           callback: (n: number, buf: Uint8Array): boolean => {
             const more = pipe.onChunk((buf as Buffer).subarray(0, n));
-            if (n < FLOOD_READ || !more) return more;
-            if (!grown) {
-              grown = true;
-              growPipe(fd, READ_BUFFER);
-            }
+            if (n < PACE_READ || !more) return more;
+            if (capacity === 0 && n >= GROW_READ) capacity = growPipe(fd, READ_BUFFER) || pipeSize(fd) || PIPE_DEFAULT;
+            if (n >= (capacity || PIPE_DEFAULT) / 2) return true;
             pace(socket);
             return false;
           },
