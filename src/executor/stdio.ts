@@ -57,33 +57,56 @@ let readBuffer: Buffer | undefined;
 const sharedBuffer = (): Buffer => (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
 
 // A stream is read as it comes until a read brings a page or more
-// (PACE_READ): then it is read again only after PACE_MS, so that a plugin
-// writing without pause is read in a few large reads instead of one per
-// write (a busybox writes 4 KiB at a time; read as it arrives, that is a
-// wake, a read and a write per 4 KiB: 95 % of a flood's reads were of
-// 4–8 KiB, and pacing at 20 ms took them to ≈ 100 KiB and plugind's CPU for
-// the flood to about half). A read of GROW_READ or more grows the pipe to
-// READ_BUFFER, so that it holds what comes in PACE_MS; a read that found
-// the pipe half full or more is not paced (the plugin would block), so one
-// stream is not held below its pipe's size per PACE_MS. Output a plugin
-// writes now and then is read, and written, as it comes.
+// (PACE_READ): then it is held back a while before it is read again, so
+// that a plugin writing without pause is read in a few large reads instead
+// of one per write (a busybox writes 4 KiB at a time; read as it arrives,
+// that is a wake, a read and a write per 4 KiB: 95 % of a flood's reads
+// were of 4–8 KiB, and holding streams 20 ms took them to 70–100 KiB and
+// plugind's CPU for the flood to about half). A read of GROW_READ or more
+// grows the pipe to READ_BUFFER. How long a stream is held adapts to its
+// rate: a read that found the pipe half full halves it (down to 1 ms, then
+// the stream is read at once), so that the plugin does not block on a full
+// pipe; one that found an eighth or less doubles it, up to PACE_MAX_MS.
+// Output a plugin writes now and then is read, and written, as it comes.
 const PACE_READ = 4096;
 const GROW_READ = 16 << 10;
-const PACE_MS = 20;
+const PACE_MAX_MS = 20;
 /** A pipe's size until it is grown (the kernel's default). */
 const PIPE_DEFAULT = 64 << 10;
 
-/** Streams held back after a flood read, resumed together every PACE_MS. */
-const paced = new Set<net.Socket>();
-let paceTimer: NodeJS.Timeout | undefined;
-function pace(socket: net.Socket): void {
-  paced.add(socket);
-  paceTimer ??= setTimeout(() => {
-    paceTimer = undefined;
-    const due = [...paced];
-    paced.clear();
-    for (const s of due) if (!s.destroyed) s.resume();
-  }, PACE_MS);
+/**
+ * A stream's pace: called after a read of n bytes from a pipe of capacity
+ * bytes, returns how long to hold the stream (0: read on).
+ */
+export function pacer(): (n: number, capacity: number) => number {
+  let hold = PACE_MAX_MS;
+  return (n, capacity) => {
+    if (n < PACE_READ) return 0;
+    if (n >= capacity / 2) {
+      if (hold === 1) return 0;
+      hold = Math.max(1, hold >> 1);
+    } else if (n <= capacity / 8) hold = Math.min(PACE_MAX_MS, hold * 2);
+    return hold;
+  };
+}
+
+/**
+ * Streams held back, by how long: each batch is resumed together when the
+ * hold of its first stream ends (those held later in it are held less), so
+ * that a thread's paced streams cost one wake per hold, not one each.
+ */
+const held = new Map<number, Set<net.Socket>>();
+function holdBack(socket: net.Socket, ms: number): void {
+  let batch = held.get(ms);
+  if (!batch) {
+    const due = (batch = new Set());
+    held.set(ms, due);
+    setTimeout(() => {
+      held.delete(ms);
+      for (const s of due) if (!s.destroyed) s.resume();
+    }, ms);
+  }
+  batch.add(socket);
 }
 
 interface Pipe {
@@ -130,6 +153,7 @@ export class PluginIO {
       const early: Buffer[] = [];
       const pipe: Pipe = { socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
       let capacity = 0;
+      const paceOf = pacer();
       // onread (a buffer the caller owns, no 'data' events) is a constructor
       // option too, though @types/node lists it for connect() only.
       const socket = new net.Socket({
@@ -142,8 +166,9 @@ export class PluginIO {
             const more = pipe.onChunk((buf as Buffer).subarray(0, n));
             if (n < PACE_READ || !more) return more;
             if (capacity === 0 && n >= GROW_READ) capacity = growPipe(fd, READ_BUFFER) || pipeSize(fd) || PIPE_DEFAULT;
-            if (n >= (capacity || PIPE_DEFAULT) / 2) return true;
-            pace(socket);
+            const hold = paceOf(n, capacity || PIPE_DEFAULT);
+            if (hold === 0) return true;
+            holdBack(socket, hold);
             return false;
           },
         },
