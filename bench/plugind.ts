@@ -249,7 +249,7 @@ export async function stdio(p: Plugind, label: string, k: number, bytes: number)
       await p.client.inspect(list[0] as string).catch(() => {});
       inspect.push(nowMs() - a);
       // The probe's sampling interval: what is measured is each inspect's latency.
-      await sleep(10);
+      await sleep(100);
     }
   })();
   await Promise.all(started);
