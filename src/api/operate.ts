@@ -6,6 +6,7 @@ import { invalidInput as invalid } from '../common/errors.js';
 import { hasResources, pickResources, resourcesProblem, type Resources } from '../common/resources.js';
 import type { Coordinator, PluginInfo } from '../coordinator/index.js';
 import { toTimestamp } from './wire.js';
+import { envProblem } from '../common/limits.js';
 
 interface Handlers {
   unary: <Req, Res>(fn: (req: Req) => Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
@@ -40,7 +41,8 @@ export function operateHandlers(co: Coordinator, { unary, serverStream }: Handle
     // Output as it comes, then the exit status; a client that goes away kills the process.
     Exec: serverStream(async (call: grpc.ServerWritableStream<ExecCall, unknown>) => {
       const { id, args, env } = call.request;
-      for (const e of env) if (!/^[^=]+=/.test(e)) throw invalid(`plugin ${id}: --env ${JSON.stringify(e)}: want KEY=VALUE`);
+      const envBad = envProblem(env);
+      if (envBad) throw invalid(`plugin ${id}: ${envBad}`);
       const abort = new AbortController();
       const gone = (): void => abort.abort(new Error('the client went away'));
       // Cancelled by the client, or ended by plugind's close.

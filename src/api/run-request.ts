@@ -20,6 +20,7 @@ import {
   type PluginSettingsInput,
 } from '../executor/index.js';
 import { DEFAULT_INIT_PATH } from './wire.js';
+import { envProblem } from '../common/limits.js';
 
 export interface RunRequest {
   id: string;
@@ -77,7 +78,8 @@ export function specFromRun(req: RunRequest, namespace: string, defaults: RunDef
   if (req.image && (req.bundle || req.specJson || req.rootfs)) {
     throw invalid(`${what}: give --image alone, not with --${req.bundle ? 'bundle' : req.rootfs ? 'rootfs' : 'spec'}`);
   }
-  for (const e of req.env) if (!/^[^=]+=/.test(e)) throw invalid(`${what}: --env ${JSON.stringify(e)} is not K=V`);
+  const envBad = envProblem(req.env);
+  if (envBad) throw invalid(`${what}: ${envBad}`);
   if (req.readyTimeoutSeconds !== undefined && !req.bundle && !req.image) throw invalid(`${what}: --ready-timeout is for Docker plugins (--bundle, --image)`);
   const settings = settingsFromRun(req);
   if (settings.resources) {

@@ -163,12 +163,8 @@ export class ApiServer {
         await co.remove(req.id, req.force);
         return {};
       }),
-      Logs: (call: grpc.ServerWritableStream<LogsCall, unknown>) => {
-        void this.#logs(call);
-      },
-      Pull: (call: grpc.ServerWritableStream<PullRequest, unknown>) => {
-        void this.#pull(call);
-      },
+      Logs: this.#serverStream((call: grpc.ServerWritableStream<LogsCall, unknown>) => this.#logs(call)),
+      Pull: this.#serverStream((call: grpc.ServerWritableStream<PullRequest, unknown>) => this.#pull(call)),
       Images: this.#unary(async () => ({ images: (await this.#images().list()).map(imageMessage) })),
       RemoveImage: this.#unary(async (req: { ref: string }) => {
         await this.#images().remove(req.ref);
@@ -202,62 +198,42 @@ export class ApiServer {
   async #pull(call: grpc.ServerWritableStream<PullRequest, unknown>): Promise<void> {
     const req = call.request;
     const abort = new AbortController();
+    if (call.cancelled) abort.abort();
     call.on('cancelled', () => abort.abort());
-    this.#streams.add(call);
-    try {
-      await this.#o.ready;
-      if (Boolean(req.username) !== Boolean(req.password)) throw invalid(`pull ${req.ref}: give both a username and a password, or neither`);
-      const onProgress = (p: PullProgress): void => {
-        if (!abort.signal.aborted && !call.writableEnded) call.write(p);
-      };
-      const image = await this.#images().pull(req.ref, {
-        insecure: req.insecureRegistry,
-        onProgress,
-        signal: abort.signal,
-        ...(req.username ? { credentials: { username: req.username, password: req.password } } : {}),
-      });
-      if (!call.writableEnded) {
-        call.write({ image: imageMessage(image) });
-        call.end();
-      }
-    } catch (err) {
-      endStream(call, toGrpcStatus(err));
-    } finally {
-      this.#streams.delete(call);
-    }
+    if (Boolean(req.username) !== Boolean(req.password)) throw invalid(`pull ${req.ref}: give both a username and a password, or neither`);
+    const onProgress = (p: PullProgress): void => {
+      if (!abort.signal.aborted && !call.writableEnded) call.write(p);
+    };
+    const image = await this.#images().pull(req.ref, {
+      insecure: req.insecureRegistry,
+      onProgress,
+      signal: abort.signal,
+      ...(req.username ? { credentials: { username: req.username, password: req.password } } : {}),
+    });
+    if (!call.writableEnded) call.write({ image: imageMessage(image) });
   }
 
+  /** A plugin's output as the coordinator reads it, at the pace the client takes it. */
   async #logs(call: grpc.ServerWritableStream<LogsCall, unknown>): Promise<void> {
     const req = call.request;
-    this.#streams.add(call);
-    let cancelled = false;
-    call.on('cancelled', () => (cancelled = true));
-    try {
-      await this.#o.ready;
-      if (req.stream && req.stream !== 'stdout' && req.stream !== 'stderr') throw invalid(`plugin ${req.id}: stream ${JSON.stringify(req.stream)}: want stdout or stderr`);
-      const opts: LogsOptions = { follow: req.follow, timestamps: req.timestamps };
-      if (req.stream) opts.stream = req.stream as StreamName;
-      if (req.tail !== undefined) opts.tail = req.tail;
-      if (req.tailLines !== undefined) opts.tailLines = req.tailLines;
-      const since = timestampMs(req.since);
-      const until = timestampMs(req.until);
-      if (since !== undefined) opts.sinceMs = since;
-      if (until !== undefined) opts.untilMs = until;
-      for await (const chunk of this.#o.coordinator.logs(req.id, opts)) {
-        if (cancelled || call.writableEnded) break;
-        if (!call.write({ stream: chunk.stream, data: chunk.data })) {
-          await new Promise<void>((resolve) => {
-            call.once('drain', resolve);
-            call.once('cancelled', resolve);
-          });
-        }
+    if (req.stream && req.stream !== 'stdout' && req.stream !== 'stderr') throw invalid(`plugin ${req.id}: stream ${JSON.stringify(req.stream)}: want stdout or stderr`);
+    const opts: LogsOptions = { follow: req.follow, timestamps: req.timestamps };
+    if (req.stream) opts.stream = req.stream as StreamName;
+    if (req.tail !== undefined) opts.tail = req.tail;
+    if (req.tailLines !== undefined) opts.tailLines = req.tailLines;
+    const since = timestampMs(req.since);
+    const until = timestampMs(req.until);
+    if (since !== undefined) opts.sinceMs = since;
+    if (until !== undefined) opts.untilMs = until;
+    for await (const chunk of this.#o.coordinator.logs(req.id, opts)) {
+      // Ended by close() (with its own status), or the client went away.
+      if (call.cancelled || call.writableEnded) break;
+      if (!call.write({ stream: chunk.stream, data: chunk.data })) {
+        await new Promise<void>((resolve) => {
+          call.once('drain', resolve);
+          call.once('cancelled', resolve);
+        });
       }
-      // Unless close() has ended it already, with its own status.
-      if (!call.writableEnded) call.end();
-    } catch (err) {
-      endStream(call, toGrpcStatus(err));
-    } finally {
-      this.#streams.delete(call);
     }
   }
 

@@ -5,6 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { PluginStats } from '../api/client.js';
 import { MEMORY_RULE, MIN_CPUS, MIN_MEMORY_BYTES, formatBytes, parseMemory, type Resources } from '../common/resources.js';
 import { client, collect, out, table, withClient } from './common.js';
+import { envProblem } from '../common/limits.js';
 
 /** How often `stats` reads, and how far apart the two reads of a CPU % are. */
 const STATS_INTERVAL_MS = 1000;
@@ -140,8 +141,8 @@ Its stdout and stderr go to this command's; ^C (or this command going away) kill
     )
     .option('--env <K=V>', 'environment variable over the plugin\'s own (repeatable)', collect, [] as string[])
     .action(async (id: string, command: string[], o: { env: string[] }) => {
-      const bad = o.env.find((e) => !/^[^=]+=/.test(e));
-      if (bad !== undefined) throw new InvalidArgumentError(`--env ${JSON.stringify(bad)}: want KEY=VALUE`);
+      const envBad = envProblem(o.env);
+      if (envBad) throw new InvalidArgumentError(envBad);
       const c = client();
       const stream = c.exec(id, command, o.env);
       const stop = (): void => {

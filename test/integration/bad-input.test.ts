@@ -58,7 +58,7 @@ test('bad ids, rootfs, specs, signals, timeouts, unknown ids: the right code, a 
     [() => c.run('p', { specJson: '[1,2]' }), ErrorCode.InvalidArgument, /plugin p: --spec is not a JSON object/],
     [() => c.run('p', { specJson: JSON.stringify({ root: { path: rootfs }, process: { cwd: '/' } }) }), ErrorCode.InvalidArgument, /plugin p: spec.process.args must be/],
     [() => c.run('p', { specJson: JSON.stringify({ pad: 'x'.repeat(20 << 20) }) }), ErrorCode.InvalidArgument, /plugin p: --spec is 20971\d+ bytes; at most 1048576/],
-    [() => c.run('p', { rootfs, args: ['true'], env: ['NOEQUALS'] }), ErrorCode.InvalidArgument, /plugin p: --env "NOEQUALS" is not K=V/],
+    [() => c.run('p', { rootfs, args: ['true'], env: ['NOEQUALS'] }), ErrorCode.InvalidArgument, /plugin p: --env "NOEQUALS": want KEY=VALUE/],
     [() => c.run('p', { rootfs, args: ['true'], restart: 'sometimes' }), ErrorCode.InvalidArgument, /plugin p: --restart "sometimes": want no, on-failure, on-failure:N, always or unless-stopped/],
     [() => c.run('p', { rootfs, args: ['true'], log: { mode: 'lossy' } }), ErrorCode.InvalidArgument, /plugin p: log mode "lossy"/],
     [() => c.signal('nobody', 'TERM'), ErrorCode.NotFound, /plugin nobody: not found/],

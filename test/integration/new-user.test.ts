@@ -142,7 +142,7 @@ test('the CLI: inspect --json has restart and autoRemove, --rootfs may be relati
   const ok = join(h.dir, 'ok.json');
   writeFileSync(ok, JSON.stringify(defaultSpec({ rootfs: h.rootfs, args: ['true'] })));
   for (const [args, re] of [
-    [['run', 'x', '--spec', ok, '--env', 'FOO'], /^plugind: plugin x: --env "FOO" is not K=V$/m],
+    [['run', 'x', '--spec', ok, '--env', 'FOO'], /^plugind: plugin x: --env "FOO": want KEY=VALUE$/m],
     [['run', 'x', '--rm', '--restart', 'on-failure', '--rootfs', h.rootfs, '--', 'true'], /^plugind: plugin x: --rm and --restart on-failure cannot be combined/],
   ] as Array<[string[], RegExp]>) {
     const out = cli(args, { address });
