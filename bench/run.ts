@@ -95,8 +95,9 @@ async function main(): Promise<void> {
     const runGoTool = async (tool: GoTool, label: string, args: string[]): Promise<void> => {
       if (!go || !tools.has(tool)) return;
       log(`run ${label}`);
-      // mobybench builds its spec as moby's plugin manager does: no cgroupsPath.
-      results.push(await runGo(go, tool, label, tool === 'gobench' ? [...args, ...goCg] : args));
+      // All three get the same placement: mobybench's spec is moby's plugin
+      // manager's, with the cgroupsPath set as the others' (moby's own has none).
+      results.push(await runGo(go, tool, label, [...args, ...goCg]));
       await sleep(PAUSE);
     };
     if (tools.has('plugind')) {

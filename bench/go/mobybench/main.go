@@ -11,7 +11,8 @@
 // The spec is made as moby's plugin manager makes one (plugin/v2 InitSpec)
 // for a plugin without extra settings: docker's oci.DefaultSpec(), the rootfs
 // directory as root, the plugin's exec dir bind-mounted at /run/docker/plugins,
-// PATH, cwd /, no cgroupsPath. The runtime is what dockerd configures by
+// PATH, cwd /, no cgroupsPath (-cgroups-path sets one, so that the other
+// tools' placement can be matched). The runtime is what dockerd configures by
 // default (daemon defaultV2ShimConfig): the io.containerd.runc.v2 shim with
 // runc Options{BinaryName, Root}; -runtime-binary sets BinaryName.
 //
@@ -55,7 +56,7 @@ const tool = "mobybench"
 type flags struct {
 	address, namespace, rootfs, mode, execRoot string
 	runtimeBinary, runcRoot, writer, idPrefix  string
-	label, logLevel                            string
+	label, logLevel, cgroupsPath               string
 	n, c, containerdPid                        int
 	bytes                                      int64
 	timeout, settle                            time.Duration
@@ -196,6 +197,13 @@ func (m *mobybench) spec(id string, args []string) (specs.Spec, error) {
 	s.Process.Args = args
 	s.Process.Cwd = "/"
 	s.Process.Env = []string{"PATH=" + system.DefaultPathEnv(runtime.GOOS)}
+	switch m.f.cgroupsPath {
+	case "":
+	case "ns":
+		s.Linux.CgroupsPath = "/" + m.f.namespace + "/" + id
+	default:
+		s.Linux.CgroupsPath = m.f.cgroupsPath
+	}
 	return s, nil
 }
 
@@ -269,10 +277,17 @@ func (m *mobybench) header() kit.Obj {
 	return kit.Obj{
 		"label": m.f.label, "mode": m.f.mode, "n": m.f.n, "c": m.f.c,
 		"io":      "moby executor: libcontainerd DirectIO FIFOs in the bundle dir",
-		"runtime": "io.containerd.runc.v2", "runtime_binary": m.f.runtimeBinary, "cgroups_path": "unset",
+		"runtime": "io.containerd.runc.v2", "runtime_binary": m.f.runtimeBinary, "cgroups_path": cgroupsLabel(m.f.cgroupsPath),
 		"moby_source":           "docker.io " + mobyVersion + " (Debian source package)",
 		"observer_subscription": m.f.observe,
 	}
+}
+
+func cgroupsLabel(path string) string {
+	if path == "" {
+		return "unset"
+	}
+	return path
 }
 
 // exitReport: the observer's lag, and the time from the exit event to the
@@ -480,6 +495,7 @@ func main() {
 	flag.StringVar(&f.writer, "writer", "head", "stdio: head | dd | yes")
 	flag.StringVar(&f.idPrefix, "id-prefix", "mb", "plugin id prefix")
 	flag.StringVar(&f.label, "label", "", "copied to the output")
+	flag.StringVar(&f.cgroupsPath, "cgroups-path", "", `linux.cgroupsPath: "" = unset, as moby's plugin spec; "ns" = /<namespace>/<id>, as the other tools'; anything else as is`)
 	flag.StringVar(&f.logLevel, "log-level", "info", "logrus level (dockerd's default: info); the log itself is discarded")
 	flag.IntVar(&f.n, "n", 200, "plugins")
 	flag.IntVar(&f.c, "c", 8, "plugins at a time (stdio: 0 = all at once)")
