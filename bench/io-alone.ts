@@ -1,9 +1,9 @@
 // The copy path alone: K writers (`head -c B /dev/zero`, 4 KiB writes, as
 // the stdio mode's plugins) into FIFOs that PluginIO reads into CRI log
 // files, in this process, without containerd or shims. Prints this
-// process's user+sys CPU and the read sizes' spread: a steadier figure for
-// the copy path than the whole stdio mode, whose run-to-run spread here is
-// ±20 %.
+// process's user+sys CPU, MB/s and the log files' bytes (content and
+// record headers): a steadier figure for the copy path than the whole
+// stdio mode, whose run-to-run spread here is ±20 %.
 //
 //   node --import tsx bench/io-alone.ts [K] [BYTES]
 import { spawn } from 'node:child_process';

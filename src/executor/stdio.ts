@@ -152,7 +152,8 @@ export class PluginIO {
       // chunks are kept aside.
       const early: Buffer[] = [];
       const pipe: Pipe = { socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
-      let capacity = 0;
+      let capacity = PIPE_DEFAULT;
+      let grown = false;
       const paceOf = pacer();
       // onread (a buffer the caller owns, no 'data' events) is a constructor
       // option too, though @types/node lists it for connect() only.
@@ -165,8 +166,11 @@ export class PluginIO {
           callback: (n: number, buf: Uint8Array): boolean => {
             const more = pipe.onChunk((buf as Buffer).subarray(0, n));
             if (n < PACE_READ || !more) return more;
-            if (capacity === 0 && n >= GROW_READ) capacity = growPipe(fd, READ_BUFFER) || pipeSize(fd) || PIPE_DEFAULT;
-            const hold = paceOf(n, capacity || PIPE_DEFAULT);
+            if (!grown && n >= GROW_READ) {
+              grown = true;
+              capacity = growPipe(fd, READ_BUFFER) || pipeSize(fd) || PIPE_DEFAULT;
+            }
+            const hold = paceOf(n, capacity);
             if (hold === 0) return true;
             holdBack(socket, hold);
             return false;
