@@ -26,10 +26,12 @@ test("the README's Operating plugins block runs as written", async () => {
   const lines = r.stdout.split('\n');
   assert.deepEqual(lines.filter((l) => l === 'web'), ['web', 'web', 'web'], 'run, update and rm printed the id');
   assert.ok(lines.some((l) => /^ID\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+PIDS$/.test(l)), r.stdout);
-  assert.ok(lines.some((l) => /^web\s+\d+\.\d\d%\s+\S+ \/ 128MiB\s+\d+\.\d\d%\s+2$/.test(l)), r.stdout);
+  assert.ok(lines.some((l) => /^web\s+\d+\.\d\d%\s+\S+ \/ 128MiB\s+\d+\.\d\d%\s+\d+$/.test(l)), r.stdout);
   const stats = JSON.parse(lines.find((l) => l.startsWith('[')) ?? '[]') as Array<Record<string, unknown>>;
   assert.equal(stats[0]?.memoryLimitBytes, 128 << 20);
-  assert.equal(stats[0]?.pids, 2, 'tini and httpd');
+  // pids counts the cgroup's tasks (threads too): tini and httpd, and for the
+  // moment a health check runs, its exec (runc init, a Go program, and pidof).
+  assert.ok(typeof stats[0]?.pids === 'number' && stats[0].pids >= 2, `tini and httpd at least: ${String(stats[0]?.pids)}`);
   assert.ok(lines.some((l) => /^\s*\d+\s+\S+\s+.*httpd -f -p 127.0.0.1:18080/.test(l)), `exec ps showed httpd:\n${r.stdout}`);
   assert.ok(lines.includes('hi'), 'exec --env');
   const inspected = JSON.parse(lines.find((l) => l.startsWith('{')) ?? '{}') as { resources?: unknown; healthCheck?: { cmd: string }; health?: { status: string }; restart?: string };
