@@ -28,9 +28,15 @@ export function streamEvents(co: Coordinator, call: grpc.ServerWritableStream<Ev
   const sent = new Set<string>();
   let replaying = true;
   const heard: PluginExit[] = [];
+  // Keys are kept only until the replay and what was heard meanwhile are
+  // sent: after that every exit comes once, live (a stream left open for
+  // days holds no set of every exit it sent).
   const send = (e: PluginExit): void => {
-    if (!wanted(e) || sent.has(key(e)) || call.writableEnded) return;
-    sent.add(key(e));
+    if (!wanted(e) || call.writableEnded) return;
+    if (replaying || heard.length > 0) {
+      if (sent.has(key(e))) return;
+      sent.add(key(e));
+    }
     call.write(exitMessage(e));
   };
   const onExit = (e: PluginExit): void => {
@@ -52,6 +58,8 @@ export function streamEvents(co: Coordinator, call: grpc.ServerWritableStream<Ev
     return done;
   }
   for (const e of heard) send(e);
+  heard.length = 0;
+  sent.clear();
   // Listening from here on: the client's ready() resolves at this.
   call.write({ subscribed: true });
   if (untilMs !== undefined) {

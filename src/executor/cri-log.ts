@@ -123,7 +123,8 @@ export function parseRecords(data: Buffer): { records: CriRecord[]; rest: Buffer
   return { records, rest: data.subarray(pos) };
 }
 
-function parseRecord(line: Buffer): CriRecord | undefined {
+/** One record from its line (no newline); undefined for a line that is not one. */
+export function parseRecord(line: Buffer): CriRecord | undefined {
   const s1 = line.indexOf(SPACE);
   if (s1 < 20) return undefined;
   const s2 = line.indexOf(SPACE, s1 + 1);

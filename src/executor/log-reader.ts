@@ -9,6 +9,8 @@ import type { StreamName } from './stdio.js';
 export interface ReadOptions {
   /** Only the last this many bytes (across files). */
   tail?: number;
+  /** From this byte on, counted from the start of the oldest file (instead of tail). */
+  from?: number;
   /** Keep reading new output while `live` is open. */
   follow?: boolean;
   /** The file being written now, when the plugin runs. */
@@ -25,7 +27,7 @@ export interface LogChunk {
 const READ_SIZE = 256 << 10;
 
 /** The stream's files that exist, oldest first, the live file last. */
-async function existingFiles(dir: string, name: string): Promise<string[]> {
+export async function existingFiles(dir: string, name: string): Promise<string[]> {
   let entries: string[];
   try {
     entries = await readdir(dir);
@@ -75,7 +77,7 @@ export async function* readLog(dir: string, name: string, options: ReadOptions =
   try {
     const files = await existingFiles(dir, name);
     const sizes = await Promise.all(files.map((f) => stat(f).then((s) => s.size, () => 0)));
-    let skip = Math.max(0, sizes.reduce((a, b) => a + b, 0) - (options.tail ?? Infinity));
+    let skip = options.from ?? Math.max(0, sizes.reduce((a, b) => a + b, 0) - (options.tail ?? Infinity));
     const position = { at: 0 };
     for (const [i, file] of files.entries()) {
       const size = sizes[i] ?? 0;

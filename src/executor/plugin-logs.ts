@@ -2,8 +2,9 @@
 // (rotated files first), turned back into the bytes the plugin wrote, per
 // stream, partial lines joined. Filtered by stream and by time (--since,
 // --until), cut to the last N lines (docker's --tail) or the last N bytes of
-// each stream (--tail-bytes), each line prefixed by its time (--timestamps),
-// and followed across rotations while the plugin runs.
+// each stream (--tail-bytes; both found backwards from the end, see
+// log-tail.ts), each line prefixed by its time (--timestamps), and followed
+// across rotations while the plugin runs.
 //
 // Log files an earlier plugind wrote (raw `stdout.log`, `stderr.log` and
 // their rotated files) are read first, as lines timed by their file's
@@ -14,6 +15,7 @@ import { parseRecords, timeMs as timeOf, type CriRecord } from './cri-log.js';
 import { invalidArgument } from './errors.js';
 import type { RotatingLogFile } from './log-file.js';
 import { readLog, type LogChunk } from './log-reader.js';
+import { tailStart } from './log-tail.js';
 import { LOG_NAME, STREAMS, type StreamName } from './stdio.js';
 
 export interface PluginLogsOptions {
@@ -33,6 +35,14 @@ export interface PluginLogsOptions {
 // Output is sent in chunks of about this size (records of one stream joined).
 const CHUNK = 64 << 10;
 
+const isLegacy = (names: string[], stream: StreamName): boolean => names.some((n) => n === `${stream}.log` || n.startsWith(`${stream}.log.`));
+
+/** Whether an earlier plugind's raw log files are there. */
+async function hasLegacy(dir: string): Promise<boolean> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return STREAMS.some((s) => isLegacy(names, s));
+}
+
 /** Records of an earlier plugind's raw log files, a line each, timed by the file's mtime. */
 async function* legacyRecords(dir: string): AsyncGenerator<CriRecord> {
   let names: string[];
@@ -42,7 +52,7 @@ async function* legacyRecords(dir: string): AsyncGenerator<CriRecord> {
     return;
   }
   for (const stream of STREAMS) {
-    if (!names.some((n) => n === `${stream}.log` || n.startsWith(`${stream}.log.`))) continue;
+    if (!isLegacy(names, stream)) continue;
     let mtimeMs = 0;
     try {
       mtimeMs = (await stat(join(dir, names.includes(`${stream}.log`) ? `${stream}.log` : `${stream}.log.1`))).mtimeMs;
@@ -70,12 +80,24 @@ async function* legacyRecords(dir: string): AsyncGenerator<CriRecord> {
 /**
  * Every record, legacy first, then the CRI files; with live, following it
  * until it closes. null after the records of each read: what came so far
- * can be sent.
+ * can be sent. With from (a tail's start, see log-tail.ts), the CRI records
+ * from that byte on only; it is read from the byte before, which must be a
+ * newline: if the files rotated meanwhile, what comes first up to a newline
+ * is not a whole record and is dropped.
  */
-async function* records(dir: string, live: RotatingLogFile | undefined, follow: boolean, signal: AbortSignal | undefined): AsyncGenerator<CriRecord | null> {
-  yield* legacyRecords(dir);
+async function* records(dir: string, live: RotatingLogFile | undefined, follow: boolean, signal: AbortSignal | undefined, from?: number): AsyncGenerator<CriRecord | null> {
+  if (from === undefined) yield* legacyRecords(dir);
   let rest: Buffer = Buffer.alloc(0);
-  for await (const data of readLog(dir, LOG_NAME, { follow, live, signal })) {
+  let resync = from !== undefined && from > 0;
+  const start = from !== undefined ? { from: Math.max(0, from - 1) } : {};
+  for await (const read of readLog(dir, LOG_NAME, { follow, live, signal, ...start })) {
+    let data = read;
+    if (resync) {
+      const nl = data.indexOf(0x0a);
+      if (nl < 0) continue;
+      data = data.subarray(nl + 1);
+      resync = false;
+    }
     const buf = rest.length > 0 ? Buffer.concat([rest, data]) : data;
     const parsed = parseRecords(buf);
     for (const r of parsed.records) yield r;
@@ -106,10 +128,15 @@ export function pluginLogs(dir: string, live: () => RotatingLogFile | undefined,
       return (sinceMs === undefined || t >= sinceMs) && (untilMs === undefined || t < untilMs);
     };
     const keep = (r: CriRecord): boolean => (options.stream === undefined || r.stream === options.stream) && inTime(r);
-    // A tail is found by a first pass over what is there now.
+    // A tail is found backwards from the end (log-tail.ts), or, where an
+    // earlier plugind's files are too, by a first pass over all of it.
     let skipLines = 0;
-    const skipBytes: Record<StreamName, number> = { stdout: 0, stderr: 0 };
-    if (options.tailLines !== undefined || options.tail !== undefined) {
+    let skipBytes: Record<StreamName, number> = { stdout: 0, stderr: 0 };
+    let from: number | undefined;
+    const tailed = options.tailLines !== undefined || options.tail !== undefined;
+    if (tailed && !(await hasLegacy(dir))) {
+      ({ from, skipLines, skipBytes } = await tailStart(dir, { lines: options.tailLines, bytes: options.tail, stream: options.stream, keep }));
+    } else if (tailed) {
       let lines = 0;
       const bytes: Record<StreamName, number> = { stdout: 0, stderr: 0 };
       for await (const r of records(dir, undefined, false, undefined)) {
@@ -128,12 +155,12 @@ export function pluginLogs(dir: string, live: () => RotatingLogFile | undefined,
     let batchBytes = 0;
     const flush = (): LogChunk | undefined => {
       if (batch.length === 0) return undefined;
-      const chunk = { stream: batchStream, data: batch.length === 1 ? Buffer.from(batch[0] as Buffer) : Buffer.concat(batch) };
+      const chunk = { stream: batchStream, data: Buffer.concat(batch) };
       batch = [];
       batchBytes = 0;
       return chunk;
     };
-    for await (const r of records(dir, file, Boolean(file), options.signal)) {
+    for await (const r of records(dir, file, Boolean(file), options.signal, from)) {
       if (r === null) {
         // While following, what came is given now rather than when the batch fills.
         if (file) {
@@ -148,11 +175,14 @@ export function pluginLogs(dir: string, live: () => RotatingLogFile | undefined,
         if (r.full) skipLines -= 1;
         continue;
       }
-      let content = r.full ? Buffer.concat([r.content, NEWLINE]) : r.content;
+      // A line's content and its newline go into the batch as they are (joined once, at flush).
+      let content = r.content;
+      const newline = r.full;
       const skip = skipBytes[r.stream];
       if (skip > 0) {
-        skipBytes[r.stream] = Math.max(0, skip - content.length);
-        if (skip >= content.length) continue;
+        const size = content.length + (newline ? 1 : 0);
+        skipBytes[r.stream] = Math.max(0, skip - size);
+        if (skip >= size) continue;
         content = content.subarray(skip);
       }
       if (batch.length > 0 && (batchStream !== r.stream || batchBytes >= CHUNK)) {
@@ -161,8 +191,9 @@ export function pluginLogs(dir: string, live: () => RotatingLogFile | undefined,
       }
       batchStream = r.stream;
       if (options.timestamps && !midLine[r.stream]) batch.push(Buffer.from(`${r.time} `));
-      batch.push(content);
-      batchBytes += content.length;
+      if (content.length > 0) batch.push(content);
+      if (newline) batch.push(NEWLINE);
+      batchBytes += content.length + (newline ? 1 : 0);
       midLine[r.stream] = !r.full;
     }
     const out = flush();
