@@ -58,6 +58,8 @@ function start(): Promise<State> {
       onUnhealthyKill: () => metrics.unhealthyKills.inc(),
       logger: log,
       onExit: (exit) => parentPort?.postMessage({ kind: 'exit', exit } satisfies ShardPush),
+      onStarting: (id, pid) => parentPort?.postMessage({ kind: 'starting', id, pid } satisfies ShardPush),
+      onStartFailed: (id, pid) => parentPort?.postMessage({ kind: 'start-failed', id, pid } satisfies ShardPush),
     });
     return { client, executor, metrics, usage: new PluginUsage(() => executor.stats()) };
   })();

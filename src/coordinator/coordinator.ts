@@ -230,9 +230,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return plugins;
   }
 
-  /** An exit a shard found itself (a stop's Wait, a restore, an event not told here). */
+  /** What a shard says unasked: an exit it found itself (a stop's Wait, a restore, an event not told here), a task about to start, a failed start. */
   #onPush(push: ShardPush): void {
-    this.#exits.tell(push.exit);
+    if (push.kind === 'exit') this.#exits.tell(push.exit);
+    else if (push.kind === 'starting') this.#exits.started(push.id, push.pid);
+    else this.#exits.startFailed(push.id, push.pid);
   }
 
   /** An OOM kill in a plugin's container: counted, said, and its exit (told next) marked. */

@@ -34,11 +34,17 @@ export class ExitTeller {
   }
 
   /**
-   * A task runs with this pid, says a reply (create, restart, list). An exit
-   * that came first was told by the shard already: the reply is older news.
+   * A task runs (or is about to start) with this pid, says a shard (a push
+   * before the start; create, restart and list replies). An exit that came
+   * first was told by the shard already: this is older news.
    */
   started(id: string, pid: number): void {
     if (!this.#told.has(id, pid)) this.#running.set(id, pid);
+  }
+
+  /** That task's start failed: it is deleted next, and its exit is not one to tell. */
+  startFailed(id: string, pid: number): void {
+    if (this.#running.get(id) === pid) this.#running.delete(id);
   }
 
   /** The current task had an OOM kill: its exit says so. */

@@ -107,9 +107,11 @@ export type Result<T> = { ok: true; value: T } | { ok: false; error: WireError }
 /**
  * Pushed by a worker (parentPort.postMessage) without being asked: an exit
  * it found itself (a stop's Wait, a restore, an event the coordinator could
- * not tell), for the coordinator to tell once.
+ * not tell), for the coordinator to tell once; a task about to start (its
+ * exit, when the event comes, is told as it arrives), and one whose start
+ * failed (posted before that task is deleted: its exit is not news).
  */
-export type ShardPush = { kind: 'exit'; exit: PluginExit };
+export type ShardPush = { kind: 'exit'; exit: PluginExit } | { kind: 'starting'; id: string; pid: number } | { kind: 'start-failed'; id: string; pid: number };
 
 /** On a logs request's MessagePort, worker → coordinator. */
 export type LogsMessage = { kind: 'chunk'; chunk: LogChunk } | { kind: 'end' } | { kind: 'error'; error: WireError };

@@ -27,6 +27,9 @@ export interface ExecutorContext {
   /** Timers of late-task checks (see sweep.ts), cleared by close(). */
   readonly lateChecks: Set<NodeJS.Timeout>;
   readonly onExit: (exit: PluginExit) => void;
+  /** See ExecutorOptions.onStarting. */
+  readonly onStarting: (id: string, pid: number) => void;
+  readonly onStartFailed: (id: string, pid: number) => void;
   readonly owns: (id: string) => boolean;
   readonly log: Logger;
   readonly stdioOptions: (id: string, settings: PluginSettings) => StdioOptions;

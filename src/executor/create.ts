@@ -92,7 +92,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     });
     const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
     ctx.plugins.set(id, plugin);
-    await ctx.client.tasks.start(id);
+    await startTask(ctx, id, pid);
     plugin.state = 'running';
     return { pid, plugin };
   } catch (err) {
@@ -104,6 +104,20 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     }
     await removeEverything(ctx, id, io, fifos, false, image?.snapshotter);
     throw forPlugin(id, err);
+  }
+}
+
+/**
+ * Starts the created task, saying so first (onStarting: an exit as it
+ * starts is told on arrival) and, if the start fails, before it is deleted.
+ */
+async function startTask(ctx: ExecutorContext, id: string, pid: number): Promise<void> {
+  ctx.onStarting(id, pid);
+  try {
+    await ctx.client.tasks.start(id);
+  } catch (err) {
+    ctx.onStartFailed(id, pid);
+    throw err;
   }
 }
 
@@ -141,7 +155,7 @@ export async function restartPlugin(ctx: ExecutorContext, id: string, restartCou
     created = true;
     const plugin = newPlugin(id, { state: 'created', pid, createdAt: old.createdAt, settings, io, restartCount });
     ctx.plugins.set(id, plugin);
-    await ctx.client.tasks.start(id);
+    await startTask(ctx, id, pid);
     plugin.state = 'running';
     // After the start: a record saying "no exit" must never describe a task that did not run.
     await ctx.client.containers.setLabels(id, restartToLabels(restartCount)).catch((err: Error) =>

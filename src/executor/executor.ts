@@ -71,6 +71,14 @@ export interface ExecutorOptions {
    * else done to the id queues behind it.
    */
   onExit?: (exit: PluginExit) => void;
+  /**
+   * A plugin's task is created (pid known) and about to be started; then,
+   * if its start fails, onStartFailed before the task is deleted. Whoever
+   * hears exits from containerd itself can then tell the exit of a task that
+   * exits as it starts at once, not after the start's reply.
+   */
+  onStarting?: (id: string, pid: number) => void;
+  onStartFailed?: (id: string, pid: number) => void;
   /** Which ids this executor owns (a shard); restoreAll() skips the rest. Default: all. */
   owns?: (id: string) => boolean;
   /** A name for this executor's FIFO pool when several share a data dir (shards). */
@@ -135,6 +143,8 @@ export class Executor {
       plugins: new Map<string, Plugin>(),
       lateChecks: new Set<NodeJS.Timeout>(),
       onExit: options.onExit ?? (() => {}),
+      onStarting: options.onStarting ?? (() => {}),
+      onStartFailed: options.onStartFailed ?? (() => {}),
       owns: options.owns ?? (() => true),
       log: this.#log,
       stdioOptions: (id, settings) => stdioOptions(id, settings, hooks, this.#log),
