@@ -11,7 +11,8 @@ import type { PluginIO } from './stdio.js';
 /**
  * Force-deletes task and container and removes FIFOs, logs, a Docker plugin's
  * dirs (unmounted first) and, given its snapshotter, the rootfs snapshot of a
- * plugin run from an image; missing pieces are fine.
+ * plugin run from an image; missing pieces are fine. taskGone: the task is
+ * known to be deleted already (a reaped exit): no call to delete it again.
  */
 export async function removeEverything(
   ctx: ExecutorContext,
@@ -20,9 +21,10 @@ export async function removeEverything(
   fifos: FifoSet | undefined,
   keepLogs = false,
   snapshotter?: string,
+  taskGone = false,
 ): Promise<void> {
   const steps: Array<Promise<unknown>> = [];
-  await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
+  if (!taskGone) await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
   io?.destroy();
   const containerGone = ctx.client.containers.delete(id).catch(ignoreNotFound);
   steps.push(containerGone);

@@ -336,7 +336,8 @@ export class Executor {
       }
       this.#ctx.plugins.delete(id);
       this.#health.forget(id);
-      await removeEverything(this.#ctx, id, p.io, p.io?.fifos, false, p.settings.image?.snapshotter);
+      // A reaped exit deleted the task: rm is the container's delete alone.
+      await removeEverything(this.#ctx, id, p.io, p.io?.fifos, false, p.settings.image?.snapshotter, p.reaped);
     });
   }
 
