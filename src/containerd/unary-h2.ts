@@ -51,24 +51,6 @@ function grpcMessage(value: unknown): string {
   }
 }
 
-/** p, or DEADLINE_EXCEEDED once deadline passes (a connect that never completes). */
-function withDeadline<T>(p: Promise<T>, deadline: number): Promise<T> {
-  if (!Number.isFinite(deadline)) return p;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new UnaryError(GrpcStatus.DEADLINE_EXCEEDED, 'deadline passed while connecting to containerd')), Math.max(0, deadline - Date.now()));
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err as Error);
-      },
-    );
-  });
-}
-
 export class UnaryTransport {
   readonly #socket: string;
   #session: ClientHttp2Session | undefined;
@@ -130,10 +112,9 @@ export class UnaryTransport {
       if (this.#closed) throw new UnaryError(GrpcStatus.CANCELLED, 'connection closed');
       if (c.signal?.aborted) throw new UnaryError(GrpcStatus.CANCELLED, 'canceled');
       try {
-        session = await withDeadline(this.#connect(), c.deadline);
+        session = await this.#connect();
         break;
       } catch (err) {
-        if (err instanceof UnaryError) throw err;
         const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         if (!c.waitForReady) throw new UnaryError(GrpcStatus.UNAVAILABLE, `containerd not reachable (${why})`);
         const left = c.deadline - Date.now();
