@@ -1,10 +1,8 @@
-// The gRPC connection to containerd, shared by the per-resource clients. It is
+// One gRPC connection to containerd, shared by the per-resource clients. It is
 // the only place that builds calls: namespace header, deadline, waitForReady
-// and error mapping happen here once. Unary calls go on a lean HTTP/2
-// session of their own (unary-h2.ts); streams go through grpc-js.
+// and error mapping happen here once.
 import * as grpc from '@grpc/grpc-js';
 import { fromGrpcError, ContainerdError, ErrorCode } from './errors.js';
-import { UnaryTransport } from './unary-h2.js';
 import { methodCodec, type MethodCodec } from './wire.js';
 
 export interface ConnectionOptions {
@@ -29,11 +27,9 @@ const LEASE_HEADER = 'containerd-lease';
 // Namespace rule of containerd's identifiers package.
 const NAMESPACE_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
-// containerd accepts 16 MiB; grpc-js defaults to receiving 4.
-const MAX_MESSAGE = 16 << 20;
-
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  'grpc.max_receive_message_length': MAX_MESSAGE,
+  // containerd accepts 16 MiB; grpc-js defaults to receiving 4.
+  'grpc.max_receive_message_length': 16 << 20,
   'grpc.max_send_message_length': 16 << 20,
   // A local socket: come back quickly after containerd restarts.
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -52,7 +48,6 @@ export class Connection {
   readonly namespace: string;
   readonly timeoutMs: number;
   readonly #client: grpc.Client;
-  readonly #unary: UnaryTransport;
   readonly #methods = new Map<string, MethodCodec>();
   #closed = false;
 
@@ -66,7 +61,6 @@ export class Connection {
     this.namespace = options.namespace;
     this.timeoutMs = timeoutMs;
     this.#client = new grpc.Client(this.address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-    this.#unary = new UnaryTransport(this.address.slice('unix://'.length));
   }
 
   get closed(): boolean {
@@ -97,27 +91,33 @@ export class Connection {
   }
 
   /** One unary call. `what` names the operation in errors ("get container foo"). */
-  async unary<Res>(service: string, method: string, request: object, what: string, options: CallOptions = {}): Promise<Res> {
+  unary<Res>(service: string, method: string, request: object, what: string, options: CallOptions = {}): Promise<Res> {
     this.#checkOpen(what);
     const codec = this.#method(service, method);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    if (options.signal?.aborted) throw new ContainerdError(ErrorCode.Canceled, `${what}: canceled`, { cause: options.signal.reason });
-    const headers: Record<string, string> = { [NAMESPACE_HEADER]: this.namespace };
-    if (options.lease) headers[LEASE_HEADER] = options.lease;
-    try {
-      const reply = await this.#unary.call({
-        path: codec.path,
-        body: codec.request.encode(request),
-        headers,
-        deadline: Number.isFinite(timeoutMs) ? Date.now() + timeoutMs : Infinity,
-        waitForReady: true,
-        maxReceive: MAX_MESSAGE,
-        signal: options.signal,
-      });
-      return codec.response.decode(reply) as Res;
-    } catch (err) {
-      throw fromGrpcError(err, what, Number.isFinite(timeoutMs) ? timeoutMs : undefined);
-    }
+    const callOptions: grpc.CallOptions = Number.isFinite(timeoutMs) ? { deadline: Date.now() + timeoutMs } : {};
+    return new Promise<Res>((resolve, reject) => {
+      const { signal } = options;
+      if (signal?.aborted) {
+        reject(new ContainerdError(ErrorCode.Canceled, `${what}: canceled`, { cause: signal.reason }));
+        return;
+      }
+      const call = this.#client.makeUnaryRequest(
+        codec.path,
+        (value: object) => codec.request.encode(value),
+        (bytes: Buffer) => codec.response.decode(bytes),
+        request,
+        this.#metadata(options.lease),
+        callOptions,
+        (err, value) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (err) reject(fromGrpcError(err, what, Number.isFinite(timeoutMs) ? timeoutMs : undefined));
+          else resolve(value as Res);
+        },
+      );
+      const onAbort = (): void => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /**
@@ -163,6 +163,5 @@ export class Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.#client.close();
-    this.#unary.close();
   }
 }
