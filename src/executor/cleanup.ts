@@ -11,18 +11,22 @@ import type { PluginIO } from './stdio.js';
 /**
  * Force-deletes task and container and removes FIFOs, logs, a Docker plugin's
  * dirs (unmounted first) and, given its snapshotter, the rootfs snapshot of a
- * plugin run from an image; missing pieces are fine. taskGone: the task is
- * known to be deleted already (a reaped exit): no call to delete it again.
+ * plugin run from an image; missing pieces are fine.
  */
 export async function removeEverything(
   ctx: ExecutorContext,
   id: string,
   io: PluginIO | undefined,
   fifos: FifoSet | undefined,
-  keepLogs = false,
-  snapshotter?: string,
-  taskGone = false,
+  how: {
+    keepLogs?: boolean;
+    /** The image plugin's snapshotter: its rootfs snapshot goes too. */
+    snapshotter?: string | undefined;
+    /** The task is known deleted already (a reaped exit): no call to delete it again. */
+    taskGone?: boolean;
+  } = {},
 ): Promise<void> {
+  const { keepLogs = false, snapshotter, taskGone = false } = how;
   const steps: Array<Promise<unknown>> = [];
   if (!taskGone) await forceDeleteTask(ctx, id).catch((err: Error) => ctx.log.warn({ plugin: id, err }, 'cleanup: task not deleted'));
   io?.destroy();

@@ -102,7 +102,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
       io = p?.io;
       fifos = p?.fifos;
     }
-    await removeEverything(ctx, id, io, fifos, false, image?.snapshotter);
+    await removeEverything(ctx, id, io, fifos, { snapshotter: image?.snapshotter });
     throw forPlugin(id, err);
   }
 }
@@ -187,5 +187,5 @@ async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean,
   ctx.plugins.delete(id);
   ctx.log.info({ plugin: id, task: task?.status ?? 'none' }, 'replacing stale plugin record');
   const oldFifos = task ? ctx.fifos.setOf(task.stdout) : undefined;
-  await removeEverything(ctx, id, old?.io, oldFifos, keepLogs, keepSnapshot ? undefined : old?.settings.image?.snapshotter, !task);
+  await removeEverything(ctx, id, old?.io, oldFifos, { keepLogs, snapshotter: keepSnapshot ? undefined : old?.settings.image?.snapshotter, taskGone: !task });
 }

@@ -337,7 +337,7 @@ export class Executor {
       this.#ctx.plugins.delete(id);
       this.#health.forget(id);
       // A reaped exit deleted the task: rm is the container's delete alone.
-      await removeEverything(this.#ctx, id, p.io, p.io?.fifos, false, p.settings.image?.snapshotter, p.reaped);
+      await removeEverything(this.#ctx, id, p.io, p.io?.fifos, { snapshotter: p.settings.image?.snapshotter, taskGone: p.reaped });
     });
   }
 

@@ -107,7 +107,7 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         // plugind died between task create and start: finish the failed create.
         ctx.log.warn({ plugin: id }, 'removing a plugin whose start never completed');
         ctx.plugins.delete(id);
-        await removeEverything(ctx, id, known?.io, taskFifos, false, known?.settings.image?.snapshotter);
+        await removeEverything(ctx, id, known?.io, taskFifos, { snapshotter: known?.settings.image?.snapshotter });
         break;
       case 'reap-recorded': {
         // Told and recorded before plugind (or its worker) died; only the
