@@ -31,6 +31,11 @@ export class Leases {
     await this.#conn.unary(SERVICE, 'Delete', { id, sync }, `delete lease ${id}`, options);
   }
 
+  /** The lease keeps this snapshot too (one that exists already, made under no lease or another). */
+  async addSnapshot(id: string, snapshotter: string, key: string, options?: CallOptions): Promise<void> {
+    await this.#conn.unary(SERVICE, 'AddResource', { id, resource: { id: key, type: `snapshots/${snapshotter}` } }, `add snapshot ${key} to lease ${id}`, options);
+  }
+
   async list(filters: string[] = [], options?: CallOptions): Promise<Lease[]> {
     const res = await this.#conn.unary<{ leases: Lease[] }>(SERVICE, 'List', { filters }, 'list leases', options);
     return res.leases.map((l) => ({ id: l.id, labels: l.labels }));

@@ -3,8 +3,9 @@
 // image's top committed layer. The executor calls these: prepare at create,
 // mounts again (Snapshots.Mounts) before every later task create of the same container (a
 // re-run, a restart policy run), remove at rm. The container record names the
-// snapshot (snapshotter, snapshot_key), which keeps it from GC; a short lease
-// covers the moment between Prepare and the record's creation.
+// snapshot (snapshotter, snapshot_key), which keeps it from GC; a lease (ten
+// minutes) covers the moment between Prepare and the record's creation, and
+// an existing snapshot reused by a new record is added to it.
 import { isAlreadyExists, isNotFound, type ContainerdClient, type Mount } from '../containerd/index.js';
 import { ignoreNotFound } from '../common/errors.js';
 import { MAX_PLUGIN_CONFIG_BYTES } from '../common/limits.js';
@@ -61,6 +62,10 @@ export async function prepareImageRootfs(c: ContainerdClient, input: string, plu
     if (!isAlreadyExists(err)) throw err;
     const info = await c.snapshots.stat(snapshotter, key);
     if (info.kind === 'ACTIVE' && info.parent === chain) {
+      // The new lease keeps it while the record that names it is replaced
+      // (a stopped plugin run again): between that record's delete and the
+      // new one's create, nothing else does, and GC may run.
+      await c.leases.addSnapshot(lease, snapshotter, key);
       mounts = await c.snapshots.mounts(snapshotter, key);
     } else {
       await c.snapshots.remove(snapshotter, key);

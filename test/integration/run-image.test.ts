@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { prepareImageRootfs, removeImageRootfs } from '../../src/images/rootfs.js';
 import { cli as runCli, type CliResult } from '../helpers/cli.js';
 import { activate, makeBundle, testPluginConfig } from '../helpers/docker-plugin.js';
 import { makeLayer, pushPlugin, startRegistry, type Registry } from '../helpers/registry.js';
@@ -144,4 +145,18 @@ test('plugind SIGKILLed under a plugin run from an image: its socket answers mea
   assert.deepEqual(rootfsMounts('survivor'), []);
   assert.deepEqual(await leftovers(rig), []);
   ok(cli(['rmi', ref]));
+});
+
+test('a plugin snapshot prepared again (a stopped plugin run again) is held by its new lease: a GC between the old record and the new one keeps it', async () => {
+  ok(cli(['pull', ref]));
+  const c = rig.containerd;
+  const first = await prepareImageRootfs(c, ref, 'regc');
+  // As a replace does: the same snapshot again, then no container names it.
+  await prepareImageRootfs(c, ref, 'regc');
+  // A lease deleted with sync runs containerd's GC before it answers.
+  await c.leases.create('regc-gc-now', { expiresInMs: 60_000 });
+  await c.leases.delete('regc-gc-now', { sync: true });
+  assert.ok((await snapshotNames()).includes('regc'), 'the snapshot survived the GC');
+  await removeImageRootfs(c, first.snapshotter, 'regc');
+  assert.ok(!(await snapshotNames()).includes('regc'));
 });
