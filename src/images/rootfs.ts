@@ -6,6 +6,7 @@
 // snapshot (snapshotter, snapshot_key), which keeps it from GC; a lease (ten
 // minutes) covers the moment between Prepare and the record's creation, and
 // an existing snapshot reused by a new record is added to it.
+import { randomBytes } from 'node:crypto';
 import { isAlreadyExists, isNotFound, type ContainerdClient, type Mount } from '../containerd/index.js';
 import { ignoreNotFound } from '../common/errors.js';
 import { MAX_PLUGIN_CONFIG_BYTES } from '../common/limits.js';
@@ -28,7 +29,13 @@ export interface ImageRootfs {
   mounts: Mount[];
 }
 
-const leaseOf = (key: string): string => `plugind-rootfs-${key}`;
+// A plugin's rootfs leases carry its id in this label; their own ids are
+// new each time, so a new one can hold the snapshot before the old goes.
+const LEASE_LABEL = 'io.plugind.plugin';
+
+async function rootfsLeases(c: ContainerdClient, pluginId: string): Promise<string[]> {
+  return (await c.leases.list([`labels."${LEASE_LABEL}"=="${pluginId}"`])).map((l) => l.id);
+}
 
 /**
  * The image's config and a snapshot for the plugin, prepared unless one on
@@ -52,9 +59,11 @@ export async function prepareImageRootfs(c: ContainerdClient, input: string, plu
   if (!chain || !configDigest) throw new ImageError(ErrorCode.FailedPrecondition, `image ${ref.name} was not pulled by plugind (no ${IMAGE_LABELS.chainId} label): pull it again`);
   const config = (await c.content.readAll(configDigest, { maxBytes: MAX_PLUGIN_CONFIG_BYTES })).toString('utf8');
   const key = pluginId;
-  const lease = leaseOf(key);
-  await c.leases.delete(lease).catch(ignoreNotFound);
-  await c.leases.create(lease, { expiresInMs: ROOTFS_LEASE_MS, labels: { 'io.plugind.plugin': pluginId } });
+  // The new lease holds the snapshot before older ones go: at no moment is
+  // it held by nothing (a replaced record's container is deleted after this).
+  const older = await rootfsLeases(c, pluginId);
+  const lease = `plugind-rootfs-${randomBytes(8).toString('hex')}`;
+  await c.leases.create(lease, { expiresInMs: ROOTFS_LEASE_MS, labels: { [LEASE_LABEL]: pluginId } });
   let mounts: Mount[];
   try {
     mounts = await c.snapshots.prepare(snapshotter, key, chain, { lease });
@@ -72,11 +81,12 @@ export async function prepareImageRootfs(c: ContainerdClient, input: string, plu
       mounts = await c.snapshots.prepare(snapshotter, key, chain, { lease });
     }
   }
+  for (const old of older) await c.leases.delete(old).catch(ignoreNotFound);
   return { image: ref.name, config, snapshotter, snapshotKey: key, mounts };
 }
 
 /** Removes a plugin's snapshot and its lease; what is gone already is no failure. */
 export async function removeImageRootfs(c: ContainerdClient, snapshotter: string, key: string): Promise<void> {
   await c.snapshots.remove(snapshotter, key).catch(ignoreNotFound);
-  await c.leases.delete(leaseOf(key)).catch(ignoreNotFound);
+  for (const lease of await rootfsLeases(c, key)) await c.leases.delete(lease).catch(ignoreNotFound);
 }

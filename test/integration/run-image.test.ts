@@ -153,10 +153,13 @@ test('a plugin snapshot prepared again (a stopped plugin run again) is held by i
   const first = await prepareImageRootfs(c, ref, 'regc');
   // As a replace does: the same snapshot again, then no container names it.
   await prepareImageRootfs(c, ref, 'regc');
+  const held = (await c.leases.list()).filter((l) => l.labels['io.plugind.plugin'] === 'regc');
+  assert.equal(held.length, 1, 'the new lease only: the older one went after the new one held the snapshot');
   // A lease deleted with sync runs containerd's GC before it answers.
   await c.leases.create('regc-gc-now', { expiresInMs: 60_000 });
   await c.leases.delete('regc-gc-now', { sync: true });
   assert.ok((await snapshotNames()).includes('regc'), 'the snapshot survived the GC');
   await removeImageRootfs(c, first.snapshotter, 'regc');
   assert.ok(!(await snapshotNames()).includes('regc'));
+  assert.deepEqual((await c.leases.list()).filter((l) => l.labels['io.plugind.plugin'] === 'regc'), []);
 });
