@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openReadEnd } from '../src/executor/fifo.js';
 import { mkfifoSync } from '../src/executor/libc.js';
 import { PluginIO } from '../src/executor/stdio.js';
 
@@ -27,7 +28,8 @@ try {
     const fifos = { dir, stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr') };
     mkfifoSync(fifos.stdout);
     mkfifoSync(fifos.stderr);
-    const io = await PluginIO.open(fifos, join(root, `log${i}`), { rotation: { maxSize: bytes * 2, maxFiles: 1 } });
+    const open = async (): Promise<{ stdout: number; stderr: number }> => ({ stdout: await openReadEnd(fifos.stdout), stderr: await openReadEnd(fifos.stderr) });
+    const io = await PluginIO.open(fifos, open, join(root, `log${i}`), { rotation: { maxSize: bytes * 2, maxFiles: 1 } });
     ios.push(io);
     const w = spawn('sh', ['-c', `head -c ${bytes} /dev/zero > ${fifos.stdout}; : > ${fifos.stderr}`], { stdio: 'ignore' });
     writers.push(new Promise((resolve) => w.once('exit', resolve)));

@@ -27,6 +27,8 @@ export interface PlugindTarget {
   cgroupsPath: 'ns' | '';
   /** The OCI runtime under the runc v2 shim; serve gets --runtime-binary only when it is not runc. */
   runtimeBinary?: string;
+  /** serve --stdio: pipes (its default) or fifos. */
+  stdio?: 'pipes' | 'fifos';
   /** Write V8 CPU profiles (every thread) of plugind here. */
   profileDir?: string;
 }
@@ -82,6 +84,7 @@ export class Plugind {
         '--log-level',
         'info',
         ...(this.#t.runtimeBinary && this.#t.runtimeBinary !== 'runc' ? ['--runtime-binary', this.#t.runtimeBinary] : []),
+        ...(this.#t.stdio ? ['--stdio', this.#t.stdio] : []),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );

@@ -6,7 +6,7 @@
 //   npm run bench -- [--quick] [--modes lifecycle,stdio,steady] [--tools plugind,gobench,mobybench]
 //                    [--lifecycle-n 200] [--lifecycle-c 1,8,32] [--stdio-k 20] [--stdio-b 67108864]
 //                    [--steady-n 200] [--steady-c 8] [--scrape-n 1000] [--scrape-k 20]
-//                    [--workers N] [--cgroups ns|none] [--runtime runc|crun]
+//                    [--workers N] [--cgroups ns|none] [--runtime runc|crun] [--stdio pipes|fifos]
 //                    [--profile DIR] [--out FILE.json]
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -37,6 +37,7 @@ const { values: o } = parseArgs({
     workers: { type: 'string', default: String(availableParallelism()) },
     cgroups: { type: 'string', default: 'ns' },
     runtime: { type: 'string', default: 'runc' },
+    stdio: { type: 'string', default: 'pipes' },
     pause: { type: 'string', default: '2' },
     out: { type: 'string' },
     profile: { type: 'string' },
@@ -61,6 +62,9 @@ const cgroups = o.cgroups === 'none' ? '' : 'ns';
 // The OCI runtime under the runc v2 shim, the same for all three tools.
 const runtime = o.runtime as string;
 if (runtime !== 'runc' && runtime !== 'crun') throw new Error(`--runtime must be runc or crun, not ${runtime}`);
+// How plugind's plugins' output reaches it (serve --stdio); the Go tools read FIFOs as they do.
+const stdioVia = o.stdio as 'pipes' | 'fifos';
+if ((stdioVia as string) !== 'pipes' && (stdioVia as string) !== 'fifos') throw new Error(`--stdio must be pipes or fifos, not ${stdioVia}`);
 const crunProblem = runtime === 'crun' ? crunRefusal() : undefined;
 if (crunProblem) {
   process.stderr.write(`bench: --runtime crun: ${crunProblem}\n`);
@@ -101,14 +105,14 @@ async function main(): Promise<void> {
       await sleep(PAUSE);
     };
     if (tools.has('plugind')) {
-      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, runtimeBinary: runtime, ...(o.profile ? { profileDir: o.profile } : {}) });
+      p = new Plugind({ containerdAddress: supervisor.address, dataDir: join(work, 'plugind'), namespace: 'bench-plugind', rootfs, workers: Number(o.workers), cgroupsPath: cgroups, runtimeBinary: runtime, stdio: stdioVia, ...(o.profile ? { profileDir: o.profile } : {}) });
       await p.start();
       log(`plugind pid ${p.pid}, ${o.workers} workers, ready in ${Math.round(p.readyMs)} ms`);
     }
     const runPlugind = async (label: string, fn: (p: Plugind) => Promise<Record<string, unknown>>): Promise<void> => {
       if (!p) return;
       log(`run ${label}`);
-      results.push({ ...(await fn(p)), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime_binary: runtime });
+      results.push({ ...(await fn(p)), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime_binary: runtime, plugind_stdio: stdioVia });
       await sleep(PAUSE);
     };
 
@@ -183,7 +187,7 @@ function report(): void {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = o.out ?? join(BENCH_STATE, 'results', `bench-${stamp}.json`);
   mkdirSync(dirname(out), { recursive: true });
-  const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime, quick }, runs: results };
+  const doc = { meta: { date: new Date().toISOString(), command, cpus: availableParallelism(), workers: Number(o.workers), cgroups_path: cgroups || 'unset', runtime, plugind_stdio: stdioVia, quick }, runs: results };
   writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 
   const rows: string[][] = [['metric', 'plugind', 'gobench', 'mobybench', 'plugind/moby']];
@@ -217,7 +221,7 @@ function report(): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
   const verified = ['plugind', 'gobench', 'mobybench'].map((t) => `${t} ${String(find(t, 'stdio')?.bytes_match ?? '-')}`).join(', ');
-  process.stdout.write(`\nruntime: ${runtime}\n${table}\n\nbytes verified (stdio): ${verified}\n`);
+  process.stdout.write(`\nruntime: ${runtime}; plugind's stdio: ${stdioVia}\n${table}\n\nbytes verified (stdio): ${verified}\n`);
   for (const r of results) if (Number(r.errors ?? 0) > 0) process.stdout.write(`errors in ${String(r.label)}: ${JSON.stringify(r.error_samples)}\n`);
 
   const series = (path: 'create_start_ms' | 'exit_event_lag_ms'): Series[] =>

@@ -49,6 +49,7 @@ function start(): Promise<State> {
       client,
       dataDir: config.dataDir,
       ...(config.runtimeBinary ? { runcOptions: { binaryName: config.runtimeBinary } } : {}),
+      stdio: config.stdio,
       owns: (id) => shardOf(id, config.shards) === config.shard,
       name: `shard${config.shard}`,
       fdHooks: new FdLedger(config.fdLedger),

@@ -2,14 +2,15 @@
 // coordinator and its shard workers, the gRPC API and the metrics server,
 // started in an order that loses no exit and stopped in reverse.
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CodedError, ContainerdSupervisor, ErrorCode, connect, silentLogger, type ContainerdClient, type Logger } from '../containerd/index.js';
 import { apiSocketPath, pidFilePath, pluginsDir } from '../common/paths.js';
 import { Coordinator } from '../coordinator/index.js';
-import { resolveRuntimeBinary } from '../executor/index.js';
+import { resolveRuntimeBinary, type StdioVia } from '../executor/index.js';
 import { ImageStore } from '../images/index.js';
-import { ensureFifoKeeper, runningKeeper, stopFifoKeeper } from '../keeper/index.js';
+import { ensureFifoKeeper, pipeHolderBinary, runningKeeper, stopFifoKeeper } from '../keeper/index.js';
 import { MetricsServer } from './http.js';
 import { ApiServer, checkApiAddress, validateApiAddress } from './server.js';
 import { DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY } from './wire.js';
@@ -41,6 +42,8 @@ export interface ServiceOptions {
   initPath?: string;
   /** The OCI runtime the runc shim runs for plugins that do not name one: a name on PATH or an absolute path. Default runc. */
   runtimeBinary?: string;
+  /** How plugins' output reaches plugind (see executor/stdio-sets.ts). Default pipes. */
+  stdio?: StdioVia;
   testHooks?: boolean;
   logger?: Logger;
 }
@@ -123,6 +126,10 @@ export class Service {
     const api = { ...(o.tls ? { tls: o.tls } : {}), ...(o.group !== undefined ? { group: o.group } : {}) };
     validateApiAddress(this.apiAddress, api);
     const runtimeBinary = await resolveRuntimeBinary(o.runtimeBinary ?? DEFAULT_RUNTIME_BINARY);
+    const stdio = o.stdio ?? 'pipes';
+    if (stdio === 'pipes' && !existsSync(pipeHolderBinary())) {
+      throw new CodedError(ErrorCode.FailedPrecondition, `pipe holder ${pipeHolderBinary()} is missing: build it with scripts/setup.sh (or serve --stdio fifos)`);
+    }
     await mkdir(this.dataDir, { recursive: true, mode: 0o711 });
     await this.#lock();
     await checkApiAddress(this.apiAddress, api);
@@ -165,6 +172,7 @@ export class Service {
       workers: o.workers ?? availableParallelism(),
       logLevel: o.logLevel ?? 'info',
       runtimeBinary,
+      stdio,
       logger: this.#log,
       testHooks: o.testHooks ?? false,
     });

@@ -1,7 +1,7 @@
 // `plugind serve`: the service in this process (the service's modules are
 // loaded here only: a client verb loads the API client and no more).
 import { availableParallelism } from 'node:os';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { DEFAULT_DATA_DIR, DEFAULT_INIT_PATH, DEFAULT_RUNTIME_BINARY } from '../api/wire.js';
 import { globals, int, runtimeBinary, tlsFiles } from './common.js';
 
@@ -19,6 +19,11 @@ export function addServeVerb(program: Command): void {
     .option('--init-path <file>', 'the static init binary', DEFAULT_INIT_PATH)
     .option('--runtime-binary <name|path>', "OCI runtime run by runc's shim for plugins that do not say (crun, say)", runtimeBinary, DEFAULT_RUNTIME_BINARY)
     .option('--group <group>', 'API socket mode 0660 for this group (default: 0600, root only)')
+    .addOption(
+      new Option('--stdio <how>', "how plugins' output reaches plugind: pipes (the plugin writes into pipes plugind reads) or fifos (the shim copies it into FIFOs, containerd's usual way)")
+        .choices(['pipes', 'fifos'])
+        .default('pipes'),
+    )
     .action(async (o: {
       dataDir: string;
       containerdAddress?: string;
@@ -30,6 +35,7 @@ export function addServeVerb(program: Command): void {
       initPath: string;
       runtimeBinary: string;
       group?: string;
+      stdio: 'pipes' | 'fifos';
     }) => {
       // The API address, TLS files and log level are global options (see addGlobalOptions).
       const g = globals();
@@ -45,6 +51,7 @@ export function addServeVerb(program: Command): void {
         init: o.init ?? false,
         initPath: o.initPath,
         runtimeBinary: o.runtimeBinary,
+        stdio: o.stdio,
         logLevel,
         testHooks: process.env.PLUGIND_TEST_HOOKS === '1',
         logger: log,

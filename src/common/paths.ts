@@ -4,7 +4,7 @@
 //   <data dir>/plugind.pid               one plugind per data dir
 //   <data dir>/containerd/               the embedded containerd
 //   <data dir>/plugins/<namespace>/      one namespace's plugins:
-//       fifo/  logs/  told-exits  fifo-keeper.pid
+//       pipes/  fifo/  logs/  told-exits  fifo-keeper.pid
 //       exec/<id>.<exec id>/   an exec'd process's FIFOs, while it runs
 //       run/<id>/          a bundle plugin's runtime dir (0700), its /run/docker/plugins
 //       propagated/<id>/   a bundle plugin's PropagatedMount, shared with the host
@@ -20,6 +20,8 @@ export function pluginsDir(dataDir: string, namespace: string): string {
 }
 
 export interface PluginPaths {
+  /** Pipe sets, `<id>.<random>`: a symlink to the pid of the set's holder (see executor/pipes.ts). */
+  pipes: string;
   /** FIFO sets, `<id>.<random>/{stdout,stderr}`; dot-named pools of spare sets. */
   fifo: string;
   /** `<id>/{stdout,stderr}.log` and their rotated files. */
@@ -41,6 +43,7 @@ export interface PluginPaths {
 /** What is in a namespace's plugins dir (from pluginsDir). */
 export function pluginPaths(dir: string): PluginPaths {
   return {
+    pipes: join(dir, 'pipes'),
     fifo: join(dir, 'fifo'),
     logs: join(dir, 'logs'),
     toldExits: join(dir, 'told-exits'),

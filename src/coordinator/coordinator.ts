@@ -7,6 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { CodedError, ErrorCode, EventLoop, connect, isErrorCode, silentLogger, exitEventFilters, type ContainerdClient, type Logger, type TaskMetrics } from '../containerd/index.js';
 import { pluginPaths, pluginsDir } from '../common/paths.js';
 import type { Resources } from '../common/resources.js';
+import type { StdioVia } from '../executor/index.js';
 import {
   execInPlugin,
   isStopSignal,
@@ -46,6 +47,8 @@ export interface CoordinatorOptions {
   logLevel?: string;
   /** What the runc shim runs for plugins that do not name a runtime binary: an absolute path. Default: runc on the shim's PATH. */
   runtimeBinary?: string;
+  /** How new plugins' output reaches the shards. Default pipes. */
+  stdio?: StdioVia;
   logger?: Logger;
   /** Enables crashWorker() (tests). */
   testHooks?: boolean;
@@ -131,6 +134,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       dataDir,
       logLevel: options.logLevel ?? 'info',
       runtimeBinary: options.runtimeBinary ?? '',
+      stdio: options.stdio ?? 'pipes',
       testHooks: options.testHooks ?? false,
     };
     this.shards = Array.from(

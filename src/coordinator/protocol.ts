@@ -7,6 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Resources } from '../common/resources.js';
 import type { ContainerdEvent, TaskMetrics } from '../containerd/index.js';
+import type { StdioVia } from '../executor/index.js';
 import type { BundleDirRun, ErrorCode, ImageRun, LogChunk, LogsOptions, OciSpec, PluginExit, PluginSettingsInput, PluginStatus } from '../executor/index.js';
 
 /** What a worker is started with (piscina workerData). */
@@ -21,6 +22,7 @@ export interface WorkerConfig {
   logLevel: string;
   /** The runtime binary (absolute path) of plugins that do not name one; '': runc on the shim's PATH. */
   runtimeBinary: string;
+  stdio: StdioVia;
   /** One bit per fd the worker's log files hold open; see FdLedger. */
   fdLedger: SharedArrayBuffer;
   /** Honour the 'crash' request (tests only). */

@@ -5,11 +5,11 @@ import { ignoreNotFound, isNotFound } from '../common/errors.js';
 import { removeImageRootfs } from '../images/rootfs.js';
 import { removeBundleDirs } from './bundle-dirs.js';
 import { SIGKILL, logDir, type ExecutorContext } from './context.js';
-import type { FifoSet } from './fifo.js';
+import type { StdioSet } from './stdio-sets.js';
 import type { PluginIO } from './stdio.js';
 
 /**
- * Force-deletes task and container and removes FIFOs, logs, a Docker plugin's
+ * Force-deletes task and container and removes its stdio set, logs, a Docker plugin's
  * dirs (unmounted first) and, given its snapshotter, the rootfs snapshot of a
  * plugin run from an image; missing pieces are fine.
  */
@@ -17,7 +17,7 @@ export async function removeEverything(
   ctx: ExecutorContext,
   id: string,
   io: PluginIO | undefined,
-  fifos: FifoSet | undefined,
+  set: StdioSet | undefined,
   how: {
     keepLogs?: boolean;
     /** The image plugin's snapshotter: its rootfs snapshot goes too. */
@@ -32,7 +32,7 @@ export async function removeEverything(
   io?.destroy();
   const containerGone = ctx.client.containers.delete(id).catch(ignoreNotFound);
   steps.push(containerGone);
-  if (fifos) steps.push(ctx.fifos.remove(fifos));
+  if (set) steps.push(ctx.sets.remove(set));
   if (!keepLogs) steps.push(rm(logDir(ctx, id), { recursive: true, force: true }));
   // After the task: nothing may hold the propagated mount any more.
   steps.push(removeBundleDirs(ctx, id));

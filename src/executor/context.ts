@@ -1,9 +1,9 @@
-// What the executor's parts share: the containerd client, the FIFO pool, the
+// What the executor's parts share: the containerd client, the stdio sets, the
 // per-id queue and the plugin table. One object, built by Executor, passed to each part.
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Any, ContainerdClient, Logger } from '../containerd/index.js';
-import type { FifoPool, FifoSet } from './fifo.js';
+import { StdioSets, type StdioSet } from './stdio-sets.js';
 import type { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { Plugin, PluginExit } from './plugin.js';
 import type { PluginSettings } from './settings.js';
@@ -13,7 +13,8 @@ export interface ExecutorContext {
   readonly client: ContainerdClient;
   /** The container's runtime for a plugin whose runc shim runs this binary ('' : runc on the shim's PATH). */
   readonly runtime: (binary: string) => { name: string; options?: Any };
-  readonly fifos: FifoPool;
+  /** Where new tasks' stdio comes from, and the sets of tasks found. */
+  readonly sets: StdioSets;
   /** Plugin logs in `<logRoot>/<id>`. */
   readonly logRoot: string;
   /** Docker plugins' runtime dirs, `<runRoot>/<id>`, and propagated mounts, `<propagatedRoot>/<id>`. */
@@ -45,14 +46,14 @@ export function logDir(ctx: ExecutorContext, id: string): string {
 }
 
 /**
- * Removes a FIFO set (or recycles it into the pool) as part of cleaning up:
- * a failure must not fail the cleanup, but it leaves a set behind, so it is
- * said (the next restore's sweep removes strays).
+ * Removes a stdio set (or recycles a FIFO set into its pool) as part of
+ * cleaning up: a failure must not fail the cleanup, but it leaves a set
+ * behind, so it is said (the next restore's sweep removes strays).
  */
-export async function dropFifos(ctx: ExecutorContext, set: FifoSet, how: 'remove' | 'recycle' = 'remove'): Promise<void> {
+export async function dropSet(ctx: ExecutorContext, set: StdioSet, how: 'remove' | 'recycle' = 'remove'): Promise<void> {
   try {
-    await (how === 'recycle' ? ctx.fifos.recycle(set) : ctx.fifos.remove(set));
+    await ctx.sets.remove(set, how);
   } catch (err) {
-    ctx.log.warn({ err, fifos: set.dir }, 'FIFO set not removed; the next restore sweeps it');
+    ctx.log.warn({ err, set: StdioSets.pathOf(set) }, 'stdio set not removed; the next restore sweeps it');
   }
 }

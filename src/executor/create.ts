@@ -5,12 +5,13 @@ import { rm } from 'node:fs/promises';
 import { ErrorCode, isAlreadyExists, isNotFound, type Any, type Container, type Mount, type Process } from '../containerd/index.js';
 import { cleanBundleAtExit, prepareBundleDirs } from './bundle-dirs.js';
 import { forceDeleteTask, removeEverything } from './cleanup.js';
-import { dropFifos, logDir, type ExecutorContext } from './context.js';
+import { dropSet, logDir, type ExecutorContext } from './context.js';
 import { PluginError, forPlugin } from './errors.js';
-import { setName, type FifoSet } from './fifo.js';
+import { setName } from './fifo.js';
 import { newPlugin, type Plugin } from './plugin.js';
 import { restartToLabels, settingsToLabels, type PluginSettings } from './settings.js';
 import { PluginIO } from './stdio.js';
+import { StdioSets, type StdioSet } from './stdio-sets.js';
 
 export interface CreateHow {
   /** Replace a stopped plugin of the id. */
@@ -52,9 +53,9 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
   };
   // A stopped record we know of is replaced without a failing create first.
   if (known) await replaceStale(ctx, id, keepLogs, image !== undefined);
-  // FIFOs and log files are readied while containerd creates the
+  // The stdio set and log file are readied while containerd creates the
   // container: they do not depend on each other.
-  const prepare = (): Promise<{ fifos: FifoSet; io: PluginIO }> => prepareIO(ctx, id, settings);
+  const prepare = (): Promise<{ set: StdioSet; io: PluginIO }> => prepareIO(ctx, id, settings);
   let prepared = prepare();
   prepared.catch(() => {});
   let created: Container;
@@ -65,7 +66,7 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     // An old record's cleanup removes its log dir: give up what was prepared first.
     const p = await prepared.catch(() => undefined);
     p?.io.destroy();
-    await Promise.all([p && dropFifos(ctx, p.fifos), stale ? undefined : rm(logDir(ctx, id), { recursive: true, force: true })]);
+    await Promise.all([p && dropSet(ctx, p.set), stale ? undefined : rm(logDir(ctx, id), { recursive: true, force: true })]);
     if (!stale) throw forPlugin(id, err);
     await replaceStale(ctx, id, keepLogs, image !== undefined);
     try {
@@ -76,20 +77,15 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     prepared = prepare();
     prepared.catch(() => {});
   }
-  let fifos: FifoSet | undefined;
+  let set: StdioSet | undefined;
   let io: PluginIO | undefined;
   try {
-    ({ fifos, io } = await prepared);
+    ({ set, io } = await prepared);
     // A Docker plugin's runtime dir (no stale socket) and propagated mount, before runc binds them.
     if (settings.bundle) await prepareBundleDirs(ctx, id, settings.bundle.propagatedMount !== '');
     // A re-run or a policy restart of an image's plugin asks for its snapshot's mounts again.
     const rootfs = how.rootfsMounts ?? (image ? await ctx.client.snapshots.mounts(image.snapshotter, id) : undefined);
-    const pid = await ctx.client.tasks.create({
-      containerId: id,
-      stdout: fifos.stdout,
-      stderr: fifos.stderr,
-      ...(rootfs ? { rootfs } : {}),
-    });
+    const pid = await createTask(ctx, id, set, io, rootfs);
     const plugin = newPlugin(id, { state: 'created', pid, createdAt: created.createdAt ?? new Date(), settings, io });
     ctx.plugins.set(id, plugin);
     await startTask(ctx, id, pid);
@@ -100,9 +96,9 @@ export async function createPlugin(ctx: ExecutorContext, id: string, settings: P
     if (!io) {
       const p = await prepared.catch(() => undefined);
       io = p?.io;
-      fifos = p?.fifos;
+      set = p?.set;
     }
-    await removeEverything(ctx, id, io, fifos, { snapshotter: image?.snapshotter });
+    await removeEverything(ctx, id, io, set, { snapshotter: image?.snapshotter });
     throw forPlugin(id, err);
   }
 }
@@ -121,15 +117,28 @@ async function startTask(ctx: ExecutorContext, id: string, pid: number): Promise
   }
 }
 
-/** A FIFO set from the pool and the copy loops reading it into the id's logs. */
-async function prepareIO(ctx: ExecutorContext, id: string, settings: PluginSettings): Promise<{ fifos: FifoSet; io: PluginIO }> {
-  const fifos = await ctx.fifos.take(setName(id));
+/**
+ * A stdio set and the id's log file, opened; a FIFO set's read ends are
+ * attached now, a pipe set's once its task exists (createTask).
+ */
+async function prepareIO(ctx: ExecutorContext, id: string, settings: PluginSettings): Promise<{ set: StdioSet; io: PluginIO }> {
+  const set = await ctx.sets.take(setName(id));
   try {
-    return { fifos, io: await PluginIO.open(fifos, logDir(ctx, id), ctx.stdioOptions(id, settings)) };
+    const options = ctx.stdioOptions(id, settings);
+    const logs = logDir(ctx, id);
+    const io = StdioSets.opensAfterCreate(set) ? await PluginIO.prepare(set, logs, options) : await PluginIO.open(set, () => ctx.sets.openReadEnds(set), logs, options);
+    return { set, io };
   } catch (err) {
-    await dropFifos(ctx, fifos);
+    await dropSet(ctx, set);
     throw err;
   }
+}
+
+/** Tasks.Create with the set as the task's stdio, then the read ends not attached yet; returns the pid. */
+async function createTask(ctx: ExecutorContext, id: string, set: StdioSet, io: PluginIO, rootfs: Mount[] | undefined): Promise<number> {
+  const pid = await ctx.client.tasks.create({ containerId: id, ...StdioSets.taskIO(set), ...(rootfs ? { rootfs } : {}) });
+  if (!io.attached) io.attach(await ctx.sets.openReadEnds(set));
+  return pid;
 }
 
 /**
@@ -146,13 +155,14 @@ export async function restartPlugin(ctx: ExecutorContext, id: string, restartCou
   if (old.state !== 'stopped') throw new PluginError(ErrorCode.AlreadyExists, `plugin ${id} is already running (pid ${old.pid})`, { plugin: id });
   if (!old.reaped) throw new PluginError(ErrorCode.FailedPrecondition, `plugin ${id}: its exit is not reaped yet`, { plugin: id });
   const { settings } = old;
-  const { fifos, io } = await prepareIO(ctx, id, settings);
+  const { set, io } = await prepareIO(ctx, id, settings);
   let created = false;
   try {
     if (settings.bundle) await prepareBundleDirs(ctx, id, settings.bundle.propagatedMount !== '');
     const rootfs = settings.image ? await ctx.client.snapshots.mounts(settings.image.snapshotter, id) : undefined;
-    const pid = await ctx.client.tasks.create({ containerId: id, stdout: fifos.stdout, stderr: fifos.stderr, ...(rootfs ? { rootfs } : {}) });
+    // Set before: a failure after Tasks.Create (opening the pipes) leaves a task.
     created = true;
+    const pid = await createTask(ctx, id, set, io, rootfs);
     const plugin = newPlugin(id, { state: 'created', pid, createdAt: old.createdAt, settings, io, restartCount });
     ctx.plugins.set(id, plugin);
     await startTask(ctx, id, pid);
@@ -166,7 +176,7 @@ export async function restartPlugin(ctx: ExecutorContext, id: string, restartCou
     if (ctx.plugins.get(id) !== old) ctx.plugins.set(id, old);
     io.destroy();
     if (created) await forceDeleteTask(ctx, id).catch((e: Error) => ctx.log.warn({ plugin: id, err: e }, 'task of a failed restart not deleted'));
-    await dropFifos(ctx, fifos);
+    await dropSet(ctx, set);
     if (settings.bundle) await cleanBundleAtExit(ctx, id);
     throw forPlugin(id, err);
   }
@@ -186,6 +196,6 @@ async function replaceStale(ctx: ExecutorContext, id: string, keepLogs: boolean,
   const old = ctx.plugins.get(id);
   ctx.plugins.delete(id);
   ctx.log.info({ plugin: id, task: task?.status ?? 'none' }, 'replacing stale plugin record');
-  const oldFifos = task ? ctx.fifos.setOf(task.stdout) : undefined;
-  await removeEverything(ctx, id, old?.io, oldFifos, { keepLogs, snapshotter: keepSnapshot ? undefined : old?.settings.image?.snapshotter, taskGone: !task });
+  const oldSet = task ? ctx.sets.setOf(task.stdout) : undefined;
+  await removeEverything(ctx, id, old?.io, oldSet, { keepLogs, snapshotter: keepSnapshot ? undefined : old?.settings.image?.snapshotter, taskGone: !task });
 }

@@ -33,6 +33,9 @@ import { withImageRootfs } from './image-plugin.js';
 import { PluginError, forPlugin, notFound } from './errors.js';
 import { handleExit } from './exit.js';
 import { FifoPool } from './fifo.js';
+import { PipeSets } from './pipes.js';
+import { StdioSets, type StdioVia } from './stdio-sets.js';
+import { pipeHolderBinary } from '../keeper/index.js';
 import { validateId } from './ids.js';
 import { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { ErrnoClass, FdHooks } from './log-file.js';
@@ -83,6 +86,14 @@ export interface ExecutorOptions {
   owns?: (id: string) => boolean;
   /** A name for this executor's FIFO pool when several share a data dir (shards). */
   name?: string;
+  /**
+   * How new plugins' stdout and stderr reach plugind (see stdio-sets.ts):
+   * 'pipes' (default), the plugin writing into pipes plugind reads, held by
+   * pipeHolder; or 'fifos', copied by the shim into FIFOs.
+   */
+  stdio?: StdioVia;
+  /** The pipe holder program. Default build/plugind-pipe-holder. */
+  pipeHolder?: string;
   onBytes?: (stream: StreamName, bytes: number) => void;
   onDropped?: (stream: StreamName, bytes: number) => void;
   /** Each failed attempt to write a plugin's log file (see WriteFailure). */
@@ -134,7 +145,11 @@ export class Executor {
     this.#ctx = {
       client: options.client,
       runtime,
-      fifos: new FifoPool({ root: pluginPaths(options.dataDir).fifo, poolName: `.pool${options.name ? `-${options.name}` : ''}` }),
+      sets: new StdioSets(
+        new FifoPool({ root: pluginPaths(options.dataDir).fifo, poolName: `.pool${options.name ? `-${options.name}` : ''}` }),
+        new PipeSets(pluginPaths(options.dataDir).pipes, options.pipeHolder ?? pipeHolderBinary()),
+        options.stdio ?? 'pipes',
+      ),
       logRoot: pluginPaths(options.dataDir).logs,
       runRoot: pluginPaths(options.dataDir).run,
       propagatedRoot: pluginPaths(options.dataDir).propagated,
@@ -337,7 +352,7 @@ export class Executor {
       this.#ctx.plugins.delete(id);
       this.#health.forget(id);
       // A reaped exit deleted the task: rm is the container's delete alone.
-      await removeEverything(this.#ctx, id, p.io, p.io?.fifos, { snapshotter: p.settings.image?.snapshotter, taskGone: p.reaped });
+      await removeEverything(this.#ctx, id, p.io, p.io?.set, { snapshotter: p.settings.image?.snapshotter, taskGone: p.reaped });
     });
   }
 

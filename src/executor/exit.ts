@@ -1,19 +1,20 @@
 // Exits, told once and then reaped: the exit recorded on the container, the
-// task deleted (a few at a time), output drained, FIFOs recycled or removed.
+// task deleted (a few at a time), output drained, stdio set removed (a FIFO
+// set recycled).
 import { rm } from 'node:fs/promises';
 import { removeImageRootfs } from '../images/rootfs.js';
 import { ignoreNotFound, isNotFound } from '../common/errors.js';
 import { cleanBundleAtExit, removeBundleDirs } from './bundle-dirs.js';
-import { dropFifos, logDir, type ExecutorContext } from './context.js';
-import type { FifoSet } from './fifo.js';
+import { dropSet, logDir, type ExecutorContext } from './context.js';
 import type { ExitSeen, Plugin, PluginExit } from './plugin.js';
 import { exitToLabels } from './settings.js';
 import type { PluginIO } from './stdio.js';
+import type { StdioSet } from './stdio-sets.js';
 
 /**
  * Handles one exit, once. The exit is recorded in memory and told to
  * onExit first; then it is reaped: task deleted, copy loops drained and
- * closed, FIFOs removed, exit recorded on the container (or container and
+ * closed, stdio set removed, exit recorded on the container (or container and
  * logs removed, with autoRemove). Reaping costs a shim round trip (~20 ms)
  * that listeners need not wait for; everything else done to this id (rm,
  * run, logs, stop's return) queues behind it. A repeated or stale exit
@@ -55,7 +56,7 @@ export function exitLater(ctx: ExecutorContext, id: string, e: ExitSeen): void {
  * recorded and does not report it again. A failure leaves `reaped` false;
  * restoreAll retries it.
  */
-export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undefined, fifos: FifoSet | undefined = io?.fifos): Promise<void> {
+export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undefined, set: StdioSet | undefined = io?.set): Promise<void> {
   const { id } = p;
   const exit = p.exit as PluginExit;
   try {
@@ -82,9 +83,9 @@ export async function reap(ctx: ExecutorContext, p: Plugin, io: PluginIO | undef
     if (io) {
       // Cleanly ended FIFOs go back to the pool: no mkfifo, no unlink.
       const clean = await io.close();
-      await dropFifos(ctx, io.fifos, clean ? 'recycle' : 'remove');
-    } else if (fifos) {
-      await dropFifos(ctx, fifos);
+      await dropSet(ctx, io.set, clean ? 'recycle' : 'remove');
+    } else if (set) {
+      await dropSet(ctx, set);
     }
   }
   // The task is gone: its socket is stale and its propagated mounts go with it.

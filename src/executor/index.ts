@@ -25,5 +25,6 @@ export {
 } from './settings.js';
 export type { LogChunk } from './log-reader.js';
 export type { StreamName, LogMode } from './stdio.js';
+export type { StdioVia } from './stdio-sets.js';
 export type { ErrnoClass, FdHooks } from './log-file.js';
 export { execInPlugin, type ExecRequest, type ExecSink } from './exec.js';

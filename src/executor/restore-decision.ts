@@ -34,7 +34,7 @@ export type RestoreAction<K = KnownFacts, T = TaskFacts, R = RecordedFacts> =
   /** Stopped and reaped already: nothing to do. */
   | { do: 'nothing'; outcome: 'stopped' }
   /** Its exit was told but reaping failed: finish that (freeing the task's FIFOs, if it has a task), tell nothing. */
-  | { do: 'finish-reap'; known: K; taskFifos: boolean; outcome: 'stopped' }
+  | { do: 'finish-reap'; known: K; taskSet: boolean; outcome: 'stopped' }
   /** Told, recorded and reaped before a restart: rebuild it stopped from its labels. */
   | { do: 'adopt-recorded'; recorded: R; outcome: 'stopped' }
   /** Its task vanished with no exit on record: report it exited (status unknown), look again for a late task. */
@@ -51,7 +51,7 @@ export type RestoreAction<K = KnownFacts, T = TaskFacts, R = RecordedFacts> =
 export function decideRestore<K extends KnownFacts, T extends TaskFacts, R extends RecordedFacts>({ known, task, recorded }: RestoreFacts<K, T, R>): RestoreAction<K, T, R> {
   const knownStopped = known?.state === 'stopped';
   if (!task) {
-    if (known && knownStopped) return known.reaped ? { do: 'nothing', outcome: 'stopped' } : { do: 'finish-reap', known, taskFifos: false, outcome: 'stopped' };
+    if (known && knownStopped) return known.reaped ? { do: 'nothing', outcome: 'stopped' } : { do: 'finish-reap', known, taskSet: false, outcome: 'stopped' };
     if (recorded && !known) return { do: 'adopt-recorded', recorded, outcome: 'stopped' };
     return { do: 'report-vanished', track: !known, outcome: 'exited' };
   }
@@ -60,7 +60,7 @@ export function decideRestore<K extends KnownFacts, T extends TaskFacts, R exten
     return { do: 'remove-half-created', task, outcome: 'removed' };
   }
   if (known && knownStopped && known.exit?.pid === task.pid) {
-    return known.reaped ? { do: 'nothing', outcome: 'stopped' } : { do: 'finish-reap', known, taskFifos: true, outcome: 'stopped' };
+    return known.reaped ? { do: 'nothing', outcome: 'stopped' } : { do: 'finish-reap', known, taskSet: true, outcome: 'stopped' };
   }
   if (task.status === 'stopped' && recorded?.pid === task.pid && (!known || known.pid === task.pid)) {
     return { do: 'reap-recorded', task, recorded, outcome: 'stopped' };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { isNotFound, type Container, type Process } from '../containerd/index.js';
 import { cleanBundleAtExit, runtimeDir } from './bundle-dirs.js';
 import { forceDeleteTask, removeEverything } from './cleanup.js';
-import { UNKNOWN_EXIT_STATUS, dropFifos, logDir, type ExecutorContext } from './context.js';
+import { UNKNOWN_EXIT_STATUS, dropSet, logDir, type ExecutorContext } from './context.js';
 import { forPlugin, notFound } from './errors.js';
 import { exitLater, reap } from './exit.js';
 import { validateId } from './ids.js';
@@ -13,7 +13,7 @@ import { decideRestore, type RestoreOutcome } from './restore-decision.js';
 import { MANAGED_FILTER, exitFromLabels, runRecordOf, settingsOf, type PluginSettings, type RecordedExit } from './settings.js';
 import { dialUnix, waitReady } from './ready.js';
 import { PluginIO } from './stdio.js';
-import { lookAgainLater, removeStrayBundleDirs, removeStrayFifos, removeStrayLogs } from './sweep.js';
+import { lookAgainLater, removeStrayBundleDirs, removeStrayLogs, removeStraySets } from './sweep.js';
 
 /** Re-attaches to one plugin from containerd's records (see restoreAll). */
 export async function restore(ctx: ExecutorContext, id: string): Promise<PluginStatus | undefined> {
@@ -34,7 +34,7 @@ export async function restore(ctx: ExecutorContext, id: string): Promise<PluginS
 
 /**
  * Rebuilds state from containerd for every managed plugin this executor
- * owns: running tasks get their FIFOs re-opened (what they wrote while
+ * owns: running tasks get their pipes or FIFOs re-opened (what they wrote while
  * nobody read is still in the pipe), stopped or vanished ones are cleaned
  * up and told through onExit, half-created ones are removed. Also the
  * reconcile after an event gap: exits missed meanwhile are found here.
@@ -45,7 +45,7 @@ export async function restoreAll(ctx: ExecutorContext): Promise<{ running: numbe
   const mine = containers.filter((c) => ctx.owns(c.id));
   const outcomes = await Promise.all(mine.map((c) => restoreOne(ctx, c, byId.get(c.id))));
   await Promise.all(mine.map((c) => recheckReady(ctx, c.id)));
-  await removeStrayFifos(ctx, tasks);
+  await removeStraySets(ctx, tasks);
   const ids = new Set(containers.map((c) => c.id));
   await removeStrayLogs(ctx, ids);
   await removeStrayBundleDirs(ctx, ids);
@@ -66,12 +66,12 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
     const action = decideRestore({ known, task, recorded });
     const settings = settingsOf(container);
     const createdAt = container.createdAt ?? new Date();
-    const taskFifos = task ? ctx.fifos.setOf(task.stdout) : undefined;
+    const taskSet = task ? ctx.sets.setOf(task.stdout) : undefined;
     switch (action.do) {
       case 'nothing':
         break;
       case 'finish-reap':
-        await reap(ctx, action.known, undefined, action.taskFifos ? taskFifos : undefined);
+        await reap(ctx, action.known, undefined, action.taskSet ? taskSet : undefined);
         break;
       case 'adopt-recorded': {
         const p = recordedPlugin(ctx, container, action.recorded);
@@ -85,11 +85,11 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         // The task vanished without a recorded exit (containerd lost it, or
         // plugind died between creating container and task). A task create
         // still running in containerd for a caller that died can make the
-        // task after this: look again later. The FIFO set such a create
+        // task after this: look again later. The stdio set such a create
         // took is nobody's: it goes now.
         if (action.track) {
           ctx.plugins.set(id, newPlugin(id, { state: 'running', pid: 0, createdAt, settings, io: undefined, restartCount: runRecordOf(container.labels).restartCount }));
-          for (const set of await ctx.fifos.setsOf(id)) await dropFifos(ctx, set);
+          for (const set of await ctx.sets.setsOf(id)) await dropSet(ctx, set);
         }
         exitLater(ctx, id, { pid: 0, exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: new Date() });
         lookAgainLater(ctx, id, (again) => restore(ctx, again));
@@ -100,21 +100,21 @@ function restoreOne(ctx: ExecutorContext, container: Container, listed: Process 
         // the task is never started. Drop it; the exit stays on record.
         ctx.log.warn({ plugin: id }, 'deleting a task created after its plugin was told exited');
         await forceDeleteTask(ctx, id);
-        if (taskFifos) await dropFifos(ctx, taskFifos);
+        if (taskSet) await dropSet(ctx, taskSet);
         if (action.reap) await reap(ctx, action.known, undefined);
         break;
       case 'remove-half-created':
         // plugind died between task create and start: finish the failed create.
         ctx.log.warn({ plugin: id }, 'removing a plugin whose start never completed');
         ctx.plugins.delete(id);
-        await removeEverything(ctx, id, known?.io, taskFifos, { snapshotter: known?.settings.image?.snapshotter });
+        await removeEverything(ctx, id, known?.io, taskSet, { snapshotter: known?.settings.image?.snapshotter });
         break;
       case 'reap-recorded': {
         // Told and recorded before plugind (or its worker) died; only the
         // reaping is left, and the output still in the pipe.
         known?.io?.destroy();
         const p = recordedPlugin(ctx, container, action.recorded);
-        await reap(ctx, p, await reopen(ctx, id, action.task, settings), taskFifos);
+        await reap(ctx, p, await reopen(ctx, id, action.task, settings), taskSet);
         break;
       }
       case 'attach': {
@@ -155,12 +155,12 @@ async function recheckReady(ctx: ExecutorContext, id: string): Promise<void> {
   });
 }
 
-/** Opens a task's FIFOs again to copy its output; undefined when they are not ours or cannot be opened. */
+/** Opens a task's pipes or FIFOs again to copy its output; undefined when they are not ours or cannot be opened. */
 async function reopen(ctx: ExecutorContext, id: string, task: Process, settings: PluginSettings): Promise<PluginIO | undefined> {
-  const fifos = ctx.fifos.setOf(task.stdout);
-  if (!fifos) return undefined;
-  return PluginIO.open(fifos, logDir(ctx, id), ctx.stdioOptions(id, settings)).catch((err: Error) => {
-    ctx.log.warn({ plugin: id, err }, 'restore: FIFOs could not be re-opened; output is not copied');
+  const set = ctx.sets.setOf(task.stdout);
+  if (!set) return undefined;
+  return PluginIO.open(set, () => ctx.sets.openReadEnds(set), logDir(ctx, id), ctx.stdioOptions(id, settings)).catch((err: Error) => {
+    ctx.log.warn({ plugin: id, err }, 'restore: stdio could not be re-opened; output is not copied');
     return undefined;
   });
 }

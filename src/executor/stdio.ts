@@ -1,12 +1,15 @@
-// A plugin's stdio: its stdout/stderr FIFOs read through epoll (net.Socket on
-// an O_NONBLOCK fd) and copied into its log file, both streams in the order
-// they were read, as CRI records. No stdin, ever.
+// A plugin's stdio: its stdout/stderr pipes (or FIFOs, see stdio-sets.ts)
+// read through epoll (net.Socket on an O_NONBLOCK fd) and copied into its
+// log file, both streams in the order they were read, as CRI records. No
+// stdin, ever.
 //
-// Ordering: open() opens the read ends and the log files before the task
-// exists, so nothing the plugin writes can block on a missing reader. After
-// the task exits, the shim closes its write ends and each copy loop ends at
-// EOF; `done` resolves once the file is flushed and closed. close() waits
-// for that (bounded); destroy() drops everything at once. Both idempotent.
+// Ordering: prepare() opens the log file while containerd creates the
+// container; attach() gives it the read ends, before the task exists for
+// FIFOs (nothing the plugin writes can find no reader), after Tasks.Create
+// and before Start for pipes (the shim makes them). When the task is
+// deleted, the shim closes its write ends and each copy loop ends at EOF;
+// `done` resolves once the file is flushed and closed. close() waits for
+// that (bounded); destroy() drops everything at once. Both idempotent.
 //
 // A file that cannot be written never stalls a stream for good: no space
 // holds the output back until there is room (the file retries); a file that
@@ -14,10 +17,11 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openReadEnd, type FifoSet } from './fifo.js';
+import { close as closeCb } from 'node:fs';
 import { growPipe, pipeSize } from './libc.js';
 import { frame } from './cri-log.js';
 import { RotatingLogFile, makeLogDir, type FdHooks, type RotationOptions, type WriteFailure, type WriteRecovery } from './log-file.js';
+import type { StdioSet } from './stdio-sets.js';
 
 export type StreamName = 'stdout' | 'stderr';
 export const STREAMS: readonly StreamName[] = ['stdout', 'stderr'];
@@ -113,82 +117,110 @@ interface Pipe {
   socket: net.Socket;
   /** The stream's chunk handler, called by the socket's onread: false stops reading. */
   onChunk: (chunk: Buffer) => boolean;
-  /** What was read before the copy loop took over (copies). */
-  early: Buffer[];
 }
 
 /** The log file's name in a plugin's log dir: `plugin.log` and its rotated `plugin.log.N`. */
 export const LOG_NAME = 'plugin';
 
 export class PluginIO {
-  readonly fifos: FifoSet;
+  /** Where the streams come from (the set is removed with the plugin's task). */
+  readonly set: StdioSet;
   /** Both streams, in the order they were read, as CRI records (see cri-log.ts). */
   readonly file: RotatingLogFile;
   /** Resolves when both streams reached EOF (or were destroyed) and the file is closed. */
   readonly done: Promise<void>;
-  readonly #pipes: Record<StreamName, Pipe>;
-  readonly #onDropped: StdioOptions['onDropped'];
+  #settle!: () => void;
+  #pipes: Record<StreamName, Pipe> | undefined;
+  readonly #options: StdioOptions;
   /** The stream that wrote last: what a failure of the shared file is said and counted against. */
   #last: StreamName = 'stdout';
   #destroyed = false;
 
-  private constructor(fifos: FifoSet, file: RotatingLogFile, pipes: Record<StreamName, Pipe>, options: StdioOptions) {
-    this.fifos = fifos;
+  private constructor(set: StdioSet, file: RotatingLogFile, options: StdioOptions) {
+    this.set = set;
     this.file = file;
-    this.#pipes = pipes;
-    this.#onDropped = options.onDropped;
-    this.done = this.#copy(options);
+    this.#options = options;
+    this.done = new Promise((resolve) => (this.#settle = resolve));
   }
 
-  /** Opens the FIFOs' read ends and the log file under logDir. */
-  static async open(fifos: FifoSet, logDir: string, options: StdioOptions = {}): Promise<PluginIO> {
+  /**
+   * Opens the log file under logDir; the streams follow with attach().
+   * Until then nothing is read.
+   */
+  static async prepare(set: StdioSet, logDir: string, options: StdioOptions = {}): Promise<PluginIO> {
     await makeLogDir(logDir);
     const file = new RotatingLogFile(logDir, LOG_NAME, options.rotation, options.fdHooks ? { fdHooks: options.fdHooks } : {});
-    const opened: Array<net.Socket | RotatingLogFile> = [file];
-    const ready = Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
-    const openStream = async (stream: StreamName): Promise<Pipe> => {
-      const fd = await openReadEnd(fifos[stream]);
-      // The socket reads from the start; until the copy loop takes over,
-      // chunks are kept aside.
-      const early: Buffer[] = [];
-      const pipe: Pipe = { socket: undefined as unknown as net.Socket, early, onChunk: (chunk) => early.push(Buffer.from(chunk)) > 0 };
-      let capacity = PIPE_DEFAULT;
-      let grown = false;
-      const paceOf = pacer();
-      // onread (a buffer the caller owns, no 'data' events) is a constructor
-      // option too, though @types/node lists it for connect() only.
-      const socket = new net.Socket({
-        fd,
-        readable: true,
-        writable: false,
-        onread: {
-          buffer: sharedBuffer,
-          callback: (n: number, buf: Uint8Array): boolean => {
-            const more = pipe.onChunk((buf as Buffer).subarray(0, n));
-            if (n < PACE_READ || !more) return more;
-            if (!grown && n >= GROW_READ) {
-              grown = true;
-              capacity = growPipe(fd, READ_BUFFER) || pipeSize(fd) || PIPE_DEFAULT;
-            }
-            const hold = paceOf(n, capacity);
-            if (hold === 0) return true;
-            holdBack(socket, hold);
-            return false;
-          },
-        },
-      } as net.SocketConstructorOpts);
-      pipe.socket = socket;
-      opened.push(socket);
-      return pipe;
-    };
-    const results = await Promise.allSettled([...STREAMS.map(openStream), ready]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      for (const o of opened) o.destroy();
-      throw failed.reason;
+    try {
+      await Promise.race([once(file, 'ready'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
+    } catch (err) {
+      file.destroy();
+      throw err;
     }
-    const [stdout, stderr] = results.slice(0, 2).map((r) => (r as PromiseFulfilledResult<Pipe>).value) as [Pipe, Pipe];
-    return new PluginIO(fifos, file, { stdout, stderr }, options);
+    return new PluginIO(set, file, options);
+  }
+
+  /** Whether attach() was called. */
+  get attached(): boolean {
+    return this.#pipes !== undefined;
+  }
+
+  /**
+   * Starts copying both streams from these read ends (O_NONBLOCK, now
+   * this object's to close). After destroy() they are closed at once.
+   */
+  attach(fds: Record<StreamName, number>): void {
+    if (this.#pipes) throw new Error('PluginIO: attached twice');
+    const pipes = {} as Record<StreamName, Pipe>;
+    for (const stream of STREAMS) pipes[stream] = this.#pipe(fds[stream]);
+    this.#pipes = pipes;
+    if (this.#destroyed) {
+      for (const stream of STREAMS) pipes[stream].socket.destroy();
+      return;
+    }
+    void this.#copy(this.#options).then(this.#settle);
+  }
+
+  #pipe(fd: number): Pipe {
+    let capacity = PIPE_DEFAULT;
+    let grown = false;
+    const paceOf = pacer();
+    const pipe: Pipe = { socket: undefined as unknown as net.Socket, onChunk: () => true };
+    // onread (a buffer the caller owns, no 'data' events) is a constructor
+    // option too, though @types/node lists it for connect() only.
+    const socket = new net.Socket({
+      fd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: sharedBuffer,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          const more = pipe.onChunk((buf as Buffer).subarray(0, n));
+          if (n < PACE_READ || !more) return more;
+          if (!grown && n >= GROW_READ) {
+            grown = true;
+            capacity = growPipe(fd, READ_BUFFER) || pipeSize(fd) || PIPE_DEFAULT;
+          }
+          const hold = paceOf(n, capacity);
+          if (hold === 0) return true;
+          holdBack(socket, hold);
+          return false;
+        },
+      },
+    } as net.SocketConstructorOpts);
+    pipe.socket = socket;
+    return pipe;
+  }
+
+  /** prepare() and attach() at once, the read ends opened by open(). */
+  static async open(set: StdioSet, open: () => Promise<Record<StreamName, number>>, logDir: string, options: StdioOptions = {}): Promise<PluginIO> {
+    const [io, fds] = await Promise.allSettled([PluginIO.prepare(set, logDir, options), open()]);
+    if (io.status === 'fulfilled' && fds.status === 'fulfilled') {
+      io.value.attach(fds.value);
+      return io.value;
+    }
+    if (io.status === 'fulfilled') io.value.destroy();
+    if (fds.status === 'fulfilled') for (const fd of Object.values(fds.value)) closeCb(fd, () => {});
+    throw (io.status === 'rejected' ? io.reason : (fds as PromiseRejectedResult).reason) as Error;
   }
 
   /**
@@ -199,6 +231,7 @@ export class PluginIO {
    */
   #copy(options: StdioOptions): Promise<void> {
     const { file } = this;
+    const pipes = this.#pipes as Record<StreamName, Pipe>;
     const mode = options.mode ?? 'blocking';
     const bufferSize = options.bufferSize ?? 1 << 20;
     const { onBytes, onDropped } = options;
@@ -207,12 +240,12 @@ export class PluginIO {
     let open = STREAMS.length;
     const socketsClosed: Promise<unknown>[] = [];
     for (const stream of STREAMS) {
-      const { socket } = this.#pipes[stream];
+      const { socket } = pipes[stream];
       socketsClosed.push(new Promise((resolve) => socket.once('close', resolve)));
       const resume = (): void => {
         socket.resume();
       };
-      const pipe = this.#pipes[stream];
+      const pipe = pipes[stream];
       pipe.onChunk = (chunk) => {
         onBytes?.(stream, chunk.length);
         if (fileFailed) {
@@ -231,13 +264,12 @@ export class PluginIO {
         }
         if (file.writeNow(records)) return true;
         // The file holds a megabyte it could not write yet: stop reading
-        // until it is out, and the plugin blocks in write(). (Once: replayed
-        // early chunks can come here one after another.)
+        // until it is out, and the plugin blocks in write(). (Once: a
+        // resume can bring several chunks before the file drains.)
         file.off('drain', resume);
         file.once('drain', resume);
         return false;
       };
-      for (const chunk of pipe.early.splice(0)) if (!pipe.onChunk(chunk)) socket.pause();
       // The file ends with the last stream; a read error ends a stream like EOF.
       let ended = false;
       const end = (): void => {
@@ -255,7 +287,7 @@ export class PluginIO {
     const dropRest = (): void => {
       if (fileFailed) return;
       fileFailed = true;
-      for (const stream of STREAMS) this.#pipes[stream].socket.resume();
+      for (const stream of STREAMS) pipes[stream].socket.resume();
     };
     file.writeHooks = {
       failed: (failure) => {
@@ -292,10 +324,12 @@ export class PluginIO {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    for (const stream of STREAMS) this.#pipes[stream].socket.destroy();
+    for (const stream of STREAMS) this.#pipes?.[stream].socket.destroy();
     const { file } = this;
+    // Never attached: nothing else ends the file, nor settles done.
+    if (!this.#pipes) file.once('close', this.#settle);
     if (file.failing && !file.destroyed) {
-      this.#onDropped?.(this.#last, file.writableLength);
+      this.#options.onDropped?.(this.#last, file.writableLength);
       file.destroy();
     } else if (!file.writableFinished) {
       // A file still writing finishes its in-flight write and closes.

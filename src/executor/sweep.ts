@@ -1,13 +1,13 @@
-// What a plugind that died mid-create leaves behind: FIFO sets, log dirs and
+// What a plugind that died mid-create leaves behind: stdio sets, log dirs and
 // Docker plugins' runtime and propagated dirs nobody uses, and tasks
 // containerd creates after their caller is gone.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Process } from '../containerd/index.js';
 import { bundleDirIds, removeBundleDirs } from './bundle-dirs.js';
-import { dropFifos, logDir, type ExecutorContext } from './context.js';
+import { dropSet, logDir, type ExecutorContext } from './context.js';
 import { isNotFound } from '../common/errors.js';
-import { idOfSet } from './fifo.js';
+import { StdioSets } from './stdio-sets.js';
 
 // When to look again for the task of a plugin found without one (a task
 // create whose caller died can still finish in containerd).
@@ -36,16 +36,18 @@ export function cancelLateChecks(ctx: ExecutorContext): void {
   ctx.lateChecks.clear();
 }
 
-/** FIFO sets that no task uses: left by a plugind that died mid-create. */
-export async function removeStrayFifos(ctx: ExecutorContext, tasks: Process[]): Promise<void> {
-  const inUse = new Set(tasks.map((t) => ctx.fifos.setOf(t.stdout)?.dir).filter(Boolean));
-  for (const p of ctx.plugins.values()) if (p.io) inUse.add(p.io.fifos.dir);
-  for (const name of await ctx.fifos.list()) {
-    const id = idOfSet(name);
+/** Stdio sets (pipe or FIFO) that no task uses: left by a plugind that died mid-create. */
+export async function removeStraySets(ctx: ExecutorContext, tasks: Process[]): Promise<void> {
+  const inUse = new Set<string>();
+  for (const t of tasks) {
+    const set = ctx.sets.setOf(t.stdout);
+    if (set) inUse.add(StdioSets.pathOf(set));
+  }
+  for (const p of ctx.plugins.values()) if (p.io) inUse.add(StdioSets.pathOf(p.io.set));
+  for (const { id, set } of await ctx.sets.all()) {
     // A create of this id may hold a set it has not handed to containerd yet.
     if (!ctx.owns(id) || ctx.queue.has(id)) continue;
-    const set = ctx.fifos.setOf(join(ctx.fifos.root, name, 'stdout'));
-    if (set && !inUse.has(set.dir)) await dropFifos(ctx, set);
+    if (!inUse.has(StdioSets.pathOf(set))) await dropSet(ctx, set);
   }
 }
 

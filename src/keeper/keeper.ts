@@ -9,10 +9,20 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pluginPaths } from '../common/paths.js';
 
-/** The keeper binary, in the package's build/: beside src/ from source, beside dist/ when compiled (dist/src/keeper/). */
-export function keeperBinary(): string {
+/** A program of the package's build/: beside src/ from source, beside dist/ when compiled (dist/src/keeper/). */
+function built(name: string): string {
   const up = /\/dist\/src\/keeper\/?$/.test(fileURLToPath(new URL('.', import.meta.url))) ? '../../../' : '../../';
-  return fileURLToPath(new URL(`${up}build/plugind-fifo-keeper`, import.meta.url));
+  return fileURLToPath(new URL(`${up}build/${name}`, import.meta.url));
+}
+
+/** The FIFO keeper binary (fifo-keeper/main.go). */
+export function keeperBinary(): string {
+  return built('plugind-fifo-keeper');
+}
+
+/** The program that holds a plugin's stdio pipes for its shim (pipe-holder/holder.c). */
+export function pipeHolderBinary(): string {
+  return built('plugind-pipe-holder');
 }
 
 // A keeper's command line names its program: build/plugind-fifo-keeper now;

@@ -133,9 +133,15 @@ export function makeLayer(dir: string): Layer {
   return { diffId: sha256(tar), blob, digest: sha256(blob) };
 }
 
-/** A directory of small files for a layer: { 'etc/x': 'text' }. */
+const layerDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of layerDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A directory of small files for a layer: { 'etc/x': 'text' } (removed when the test process exits). */
 export function filesDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'pd-layer-'));
+  layerDirs.add(dir);
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(join(dir, path, '..'), { recursive: true });
     writeFileSync(join(dir, path), text);

@@ -21,8 +21,8 @@ type Case = [name: string, facts: RestoreFacts, expected: Record<string, unknown
 const cases: Case[] = [
   // No task in containerd.
   ['no task, stopped and reaped: nothing', { known: stopped(true) }, { do: 'nothing', outcome: 'stopped' }],
-  ['no task, stopped, reap failed: finish it', { known: stopped(false) }, { do: 'finish-reap', taskFifos: false, outcome: 'stopped' }],
-  ['no task, stopped, recorded too: finish the reap', { known: stopped(false), recorded: recorded() }, { do: 'finish-reap', taskFifos: false, outcome: 'stopped' }],
+  ['no task, stopped, reap failed: finish it', { known: stopped(false) }, { do: 'finish-reap', taskSet: false, outcome: 'stopped' }],
+  ['no task, stopped, recorded too: finish the reap', { known: stopped(false), recorded: recorded() }, { do: 'finish-reap', taskSet: false, outcome: 'stopped' }],
   ['no task, unknown, exit recorded: adopt it stopped', { known: unknown, recorded: recorded() }, { do: 'adopt-recorded', outcome: 'stopped' }],
   ['no task, unknown, nothing recorded: vanished, tracked anew', { known: unknown }, { do: 'report-vanished', track: true, outcome: 'exited' }],
   ['no task, running: vanished', { known: running() }, { do: 'report-vanished', track: false, outcome: 'exited' }],
@@ -36,8 +36,8 @@ const cases: Case[] = [
   ['created task, known created/running: removed', { known: running(), task: task('created') }, { do: 'remove-half-created', outcome: 'removed' }],
   // Known stopped, and its reported exit is this task's.
   ['stopped task of the told exit, reaped: nothing', { known: stopped(true), task: task('stopped') }, { do: 'nothing', outcome: 'stopped' }],
-  ['stopped task of the told exit, not reaped: finish with its FIFOs', { known: stopped(false), task: task('stopped') }, { do: 'finish-reap', taskFifos: true, outcome: 'stopped' }],
-  ['running task with the told exit\'s pid, not reaped: finish the reap', { known: stopped(false), task: task('running') }, { do: 'finish-reap', taskFifos: true, outcome: 'stopped' }],
+  ['stopped task of the told exit, not reaped: finish with its FIFOs', { known: stopped(false), task: task('stopped') }, { do: 'finish-reap', taskSet: true, outcome: 'stopped' }],
+  ['running task with the told exit\'s pid, not reaped: finish the reap', { known: stopped(false), task: task('running') }, { do: 'finish-reap', taskSet: true, outcome: 'stopped' }],
   // Exit recorded on the labels for this task, task not deleted.
   ['stopped task, unknown, recorded for it: reap it', { known: unknown, task: task('stopped'), recorded: recorded() }, { do: 'reap-recorded', outcome: 'stopped' }],
   ['stopped task, running, recorded for it: reap it', { known: running(), task: task('stopped'), recorded: recorded() }, { do: 'reap-recorded', outcome: 'stopped' }],
