@@ -2,7 +2,7 @@
 // per-id queue and the plugin table. One object, built by Executor, passed to each part.
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import type { Any, ContainerdClient, Logger } from '../containerd/index.js';
+import { packRuncOptions, type Any, type ContainerdClient, type Logger, type RuncOptions } from '../containerd/index.js';
 import { StdioSets, type StdioSet } from './stdio-sets.js';
 import type { KeyedQueue, Semaphore } from './keyed-queue.js';
 import type { Plugin, PluginExit } from './plugin.js';
@@ -40,6 +40,20 @@ export const SIGKILL = osConstants.signals.SIGKILL;
 export const SIGTERM = osConstants.signals.SIGTERM;
 // When a task's exit status cannot be known (its task vanished), as containerd reports it.
 export const UNKNOWN_EXIT_STATUS = 255;
+
+/** ExecutorContext.runtime for runtime name with these runc options: packed once per binary, not per create. */
+export function runtimesOf(name: string, runc: RuncOptions | undefined): ExecutorContext['runtime'] {
+  const runtimes = new Map<string, { name: string; options?: Any }>();
+  return (binary) => {
+    let r = runtimes.get(binary);
+    if (!r) {
+      r = { name };
+      if (runc || binary) r.options = packRuncOptions({ ...runc, binaryName: binary });
+      runtimes.set(binary, r);
+    }
+    return r;
+  };
+}
 
 export function logDir(ctx: ExecutorContext, id: string): string {
   return join(ctx.logRoot, id);

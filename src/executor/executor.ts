@@ -13,7 +13,6 @@
 // ExecutorContext.
 import {
   ErrorCode,
-  packRuncOptions,
   type Any,
   type ContainerdClient,
   type ContainerdEvent,
@@ -27,13 +26,11 @@ import type { Resources } from '../common/resources.js';
 import { loadBundle } from './bundle.js';
 import { bundleSpec, untilReady, type BundleDirRun, type BundleRun, type ImageRun } from './docker-plugin.js';
 import { removeEverything } from './cleanup.js';
-import { logDir, type ExecutorContext } from './context.js';
+import { logDir, runtimesOf, type ExecutorContext } from './context.js';
 import { createPlugin, restartPlugin, type CreateHow } from './create.js';
 import { withImageRootfs } from './image-plugin.js';
 import { PluginError, forPlugin, notFound } from './errors.js';
 import { handleExit } from './exit.js';
-import { FifoPool } from './fifo.js';
-import { PipeSets } from './pipes.js';
 import { StdioSets, type StdioVia } from './stdio-sets.js';
 import { pipeHolderBinary } from '../keeper/index.js';
 import { validateId } from './ids.js';
@@ -129,27 +126,13 @@ export class Executor {
     const name = options.runtime ?? DEFAULT_RUNTIME;
     const runc = options.runcOptions;
     this.#defaultBinary = runc?.binaryName ?? '';
-    // Packed once per binary, not per create.
-    const runtimes = new Map<string, { name: string; options?: Any }>();
-    const runtime = (binary: string): { name: string; options?: Any } => {
-      let r = runtimes.get(binary);
-      if (!r) {
-        r = { name };
-        if (runc || binary) r.options = packRuncOptions({ ...runc, binaryName: binary });
-        runtimes.set(binary, r);
-      }
-      return r;
-    };
+    const runtime = runtimesOf(name, runc);
     const hooks: StdioHooks = { onBytes: options.onBytes, onDropped: options.onDropped, onLogWriteError: options.onLogWriteError, fdHooks: options.fdHooks };
     this.#log = options.logger ?? silentLogger;
     this.#ctx = {
       client: options.client,
       runtime,
-      sets: new StdioSets(
-        new FifoPool({ root: pluginPaths(options.dataDir).fifo, poolName: `.pool${options.name ? `-${options.name}` : ''}` }),
-        new PipeSets(pluginPaths(options.dataDir).pipes, options.pipeHolder ?? pipeHolderBinary()),
-        options.stdio ?? 'pipes',
-      ),
+      sets: StdioSets.under(pluginPaths(options.dataDir), { poolName: `.pool${options.name ? `-${options.name}` : ''}`, via: options.stdio ?? 'pipes', holder: options.pipeHolder ?? pipeHolderBinary() }),
       logRoot: pluginPaths(options.dataDir).logs,
       runRoot: pluginPaths(options.dataDir).run,
       propagatedRoot: pluginPaths(options.dataDir).propagated,

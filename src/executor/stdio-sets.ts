@@ -5,7 +5,8 @@
 // a restore is read the way it was made, whichever kind that is.
 import { close as closeCb } from 'node:fs';
 import { join } from 'node:path';
-import { idOfSet, openReadEnd, type FifoPool, type FifoSet } from './fifo.js';
+import type { PluginPaths } from '../common/paths.js';
+import { FifoPool, idOfSet, openReadEnd, type FifoSet } from './fifo.js';
 import { PipeSets, type PipeSet } from './pipes.js';
 import type { StreamName } from './stdio.js';
 
@@ -24,6 +25,11 @@ export class StdioSets {
     this.fifos = fifos;
     this.pipes = pipes;
     this.via = via;
+  }
+
+  /** The sets of a plugins dir: FIFO sets in its fifo/ (this pool's own dir), pipe sets in its pipes/. */
+  static under(paths: PluginPaths, o: { poolName: string; via: StdioVia; holder: string }): StdioSets {
+    return new StdioSets(new FifoPool({ root: paths.fifo, poolName: o.poolName }), new PipeSets(paths.pipes, o.holder), o.via);
   }
 
   /** A new set for a task; the name (setName) must not be in use. */

@@ -2,7 +2,7 @@
 // event loop feeding handleEvent, restoreAll as the reconcile. Exits are
 // collected so tests can count them.
 import { EventLoop, taskEventFilters, type ContainerdClient } from '../../src/containerd/index.js';
-import { Executor, defaultSpec, type ExecutorOptions, type PluginExit, type PluginSettingsInput } from '../../src/executor/index.js';
+import { Executor, defaultSpec, type ExecutorOptions, type LogChunk, type PluginExit, type PluginSettingsInput } from '../../src/executor/index.js';
 import type { Harness } from './containerd.js';
 
 export interface ExecutorRig {
@@ -69,4 +69,11 @@ export async function startExecutor(
       await executor.close();
     },
   };
+}
+
+/** A logs() read, joined per stream. */
+export async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  for await (const c of it) out[c.stream] += c.data.toString();
+  return out;
 }

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { packRuncOptions, packSpec, type ContainerdEvent } from '../../src/containerd/index.js';
-import { ErrorCode, Executor, LABEL, PluginError, defaultSpec, parseRecords, type LogChunk } from '../../src/executor/index.js';
+import { ErrorCode, Executor, LABEL, PluginError, defaultSpec, parseRecords } from '../../src/executor/index.js';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
-import { startExecutor } from '../helpers/executor.js';
+import { collect, startExecutor } from '../helpers/executor.js';
 import { leftoversIn } from '../helpers/leftovers.js';
 import { criContent } from '../helpers/log-lines.js';
 import { rejectsCode } from '../helpers/rejects.js';
@@ -21,12 +21,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; stderr: string }> {
-  const out = { stdout: '', stderr: '' };
-  for await (const c of it) out[c.stream] += c.data.toString();
-  return out;
-}
 
 describe('executor', () => {
   test('create → running → exit: logs kept, exit recorded on the container, reported once', async () => {

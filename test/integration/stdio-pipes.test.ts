@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { pluginPaths } from '../../src/common/paths.js';
-import type { LogChunk } from '../../src/executor/index.js';
 import { pipeHolderBinary } from '../../src/keeper/index.js';
 import { startContainerd, type Harness } from '../helpers/containerd.js';
-import { startExecutor } from '../helpers/executor.js';
+import { collect, startExecutor } from '../helpers/executor.js';
 import { leftoversIn, pipeHolders } from '../helpers/leftovers.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,12 +24,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-async function collect(it: AsyncIterable<LogChunk>): Promise<{ stdout: string; stderr: string }> {
-  const out = { stdout: '', stderr: '' };
-  for await (const c of it) out[c.stream] += c.data.toString();
-  return out;
-}
 
 describe('stdio through pipes', () => {
   test("a plugin's task names the holder; the holder holds its pipes while it runs and goes with its task", async () => {
